@@ -1,0 +1,39 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+/// Release builds of the hot targets use -Ounchecked only where `make bench` showed it pays
+/// (see README, "Speed"); everything else builds with the default -O.
+let package = Package(
+  name: "lorad",
+  platforms: [.macOS(.v14)],
+  products: [
+    .executable(name: "lorad", targets: ["lorad"])
+  ],
+  dependencies: [
+    .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0")
+  ],
+  targets: [
+    .systemLibrary(
+      name: "CBLAS", path: "Sources/CBLAS", pkgConfig: "openblas",
+      providers: [.apt(["libopenblas-dev"])]),
+    .systemLibrary(
+      name: "CSQLite", path: "Sources/CSQLite", pkgConfig: "sqlite3",
+      providers: [.apt(["libsqlite3-dev"])]),
+    .target(
+      name: "CKernels", path: "Sources/CKernels",
+      cSettings: [.unsafeFlags(["-O3", "-fno-math-errno"])]),
+    .target(name: "Tensor", dependencies: ["CKernels", "CBLAS"]),
+    .target(name: "Model", dependencies: ["Tensor", "CKernels"]),
+    .executableTarget(
+      name: "lorad",
+      dependencies: [
+        "Model", "Tensor",
+        .product(name: "ArgumentParser", package: "swift-argument-parser"),
+      ]),
+    .testTarget(name: "TensorTests", dependencies: ["Tensor", "CKernels"]),
+    .testTarget(
+      name: "ModelTests", dependencies: ["Model", "Tensor"],
+      resources: [.copy("Fixtures")]),
+  ],
+  swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,3 @@
+#pragma once
+// OpenBLAS (Debian's pthread build): cblas_* and openblas_set_num_threads.
+#include <cblas.h>

@@ -1,0 +1,227 @@
+import CKernels
+import Foundation
+import Tensor
+
+/// Runs a `LlamaModel` forward over batches of rows (tokens of one or many sequences).
+/// Owns every activation buffer, allocated once for `maxBatch` rows: `forward` allocates
+/// nothing. Used only by its compute thread, which also owns the pool.
+public final class LlamaContext: @unchecked Sendable {  // owned by one compute thread
+  public let model: LlamaModel
+  public let config: LlamaConfig
+  public let pool: ComputePool
+  public let linear: LinearWorkspace
+  public let maxBatch: Int
+  public let maxContext: Int
+
+  // Activations, one row per batch row.
+  let x: UnsafeMutablePointer<Float>  // (maxBatch, dim) residual stream
+  let xb: UnsafeMutablePointer<Float>  // (maxBatch, dim) normed input of a sub-block
+  let xb2: UnsafeMutablePointer<Float>  // (maxBatch, dim) output of a sub-block
+  let q: UnsafeMutablePointer<Float>  // (maxBatch, qDim)
+  let k: UnsafeMutablePointer<Float>  // (maxBatch, kvDim)
+  let v: UnsafeMutablePointer<Float>  // (maxBatch, kvDim)
+  let att: UnsafeMutablePointer<Float>  // (maxBatch, qDim) attention output
+  let hb: UnsafeMutablePointer<Float>  // (maxBatch, ffnDim) gate, then swiglu
+  let hb2: UnsafeMutablePointer<Float>  // (maxBatch, ffnDim) up
+  let ropeCos: UnsafeMutablePointer<Float>  // (maxBatch, ropeDim/2)
+  let ropeSin: UnsafeMutablePointer<Float>  // (maxBatch, ropeDim/2)
+  let invFreq: UnsafeMutablePointer<Float>  // (ropeDim/2)
+  let scores: UnsafeMutablePointer<Float>  // (threads, maxContext) attention scores per thread
+  /// Logits of the rows that asked for them, in batch order: (maxBatch, vocab).
+  public let logits: UnsafeMutablePointer<Float>
+  private var logitRowIndex: [Int]  // batch row -> logits row (-1 if none)
+
+  public init(model: LlamaModel, threads: Int, maxBatch: Int = 512, maxContext: Int = 4096,
+              batched: BatchedProduct = .int8) {
+    self.model = model
+    let c = model.config
+    config = c
+    self.maxBatch = max(1, maxBatch)
+    self.maxContext = max(1, maxContext)
+    pool = ComputePool(threads: threads)
+    let maxCols = max(c.dim, c.ffnDim, c.qDim)
+    let biggest = max(c.ffnDim * c.dim, c.qDim * c.dim)
+    linear = LinearWorkspace(
+      pool: pool, maxRows: self.maxBatch, maxCols: maxCols, maxWeightElements: biggest, batched: batched)
+    let B = self.maxBatch
+    func buf(_ n: Int) -> UnsafeMutablePointer<Float> {
+      let p = UnsafeMutablePointer<Float>.allocate(capacity: max(n, 1))
+      p.initialize(repeating: 0, count: max(n, 1))
+      return p
+    }
+    x = buf(B * c.dim)
+    xb = buf(B * c.dim)
+    xb2 = buf(B * c.dim)
+    q = buf(B * c.qDim)
+    k = buf(B * c.kvDim)
+    v = buf(B * c.kvDim)
+    att = buf(B * c.qDim)
+    hb = buf(B * c.ffnDim)
+    hb2 = buf(B * c.ffnDim)
+    ropeCos = buf(B * c.ropeDim / 2)
+    ropeSin = buf(B * c.ropeDim / 2)
+    invFreq = buf(c.ropeDim / 2)
+    for i in 0..<(c.ropeDim / 2) {
+      invFreq[i] = Float(pow(Double(c.ropeBase), -2.0 * Double(i) / Double(c.ropeDim)))
+    }
+    scores = buf(pool.threads * self.maxContext)
+    logits = buf(B * c.vocabSize)
+    logitRowIndex = Array(repeating: -1, count: B)
+  }
+
+  deinit {
+    for p in [x, xb, xb2, q, k, v, att, hb, hb2, ropeCos, ropeSin, invFreq, scores, logits] { p.deallocate() }
+  }
+
+  /// A KV cache sized for this model.
+  public func makeCache(capacity: Int? = nil) -> KVCache {
+    KVCache(layers: config.layers, capacity: min(capacity ?? maxContext, maxContext), kvDim: config.kvDim)
+  }
+
+  /// The logits of the `i`-th row that asked for them (vocab floats).
+  public func logits(row i: Int) -> UnsafeMutablePointer<Float> { logits + i * config.vocabSize }
+
+  /// One forward step over every row of `batch`: appends each row's key and value to its
+  /// cache, and writes logits for the rows that asked (in batch order, see `logits(row:)`).
+  /// Rows beyond `maxBatch` must be split by the caller (see `prefill`).
+  public func forward(_ batch: Batch) {
+    let n = batch.count
+    precondition(n > 0 && n <= maxBatch, "batch of \(n) rows; this context takes 1...\(maxBatch)")
+    let c = config
+    let w = model.weights
+    let dim = c.dim
+    for i in 0..<n {
+      precondition(batch.positions[i] < batch.caches[i].capacity, "position past the cache")
+    }
+
+    // 1. Token embeddings and the RoPE angles of each row.
+    let half = c.ropeDim / 2
+    batch.tokens.withUnsafeBufferPointer { toks in
+      batch.positions.withUnsafeBufferPointer { pos in
+        let x = self.x
+        let emb = w.tokenEmbedding
+        let rc = ropeCos, rs = ropeSin, inv = invFreq
+        each(n) { i in
+          emb.dequantizeRow(Int(toks[i]), into: x + i * dim)
+          let p = Float(pos[i])
+          for j in 0..<half {
+            let a = p * inv[j]
+            rc[i * half + j] = cos(a)
+            rs[i * half + j] = sin(a)
+          }
+        }
+      }
+    }
+
+    // 2. The transformer blocks.
+    for (l, layer) in w.layers.enumerated() {
+      // Attention: x += Wo · attention(rope(Wq·norm(x)), rope(Wk·norm(x)), Wv·norm(x))
+      rmsnormRows(xb, x, layer.attnNorm, n)
+      let a = linear.activations(xb, ldx: dim, n: n, for: layer.wq)
+      linear.linear(q, ldy: c.qDim, layer.wq, a)
+      let ak = linear.compatible(a, layer.wk) ? a : linear.activations(xb, ldx: dim, n: n, for: layer.wk)
+      linear.linear(k, ldy: c.kvDim, layer.wk, ak)
+      let av = linear.compatible(ak, layer.wv) ? ak : linear.activations(xb, ldx: dim, n: n, for: layer.wv)
+      linear.linear(v, ldy: c.kvDim, layer.wv, av)
+      addBias(q, layer.bq, c.qDim, n)
+      addBias(k, layer.bk, c.kvDim, n)
+      addBias(v, layer.bv, c.kvDim, n)
+      ropeAndStore(layer: l, batch: batch, n: n)
+      attention(layer: l, batch: batch, n: n)
+      linear.linear(xb2, ldy: dim, layer.wo, x: att, ldx: c.qDim, n: n)
+      addRows(x, xb2, n * dim)
+
+      // Feed-forward: x += Wdown · (silu(Wgate·norm(x)) ⊙ Wup·norm(x))
+      rmsnormRows(xb, x, layer.ffnNorm, n)
+      let f = linear.activations(xb, ldx: dim, n: n, for: layer.wGate)
+      linear.linear(hb, ldy: c.ffnDim, layer.wGate, f)
+      let fu = linear.compatible(f, layer.wUp) ? f : linear.activations(xb, ldx: dim, n: n, for: layer.wUp)
+      linear.linear(hb2, ldy: c.ffnDim, layer.wUp, fu)
+      let hb = self.hb, hb2 = self.hb2, ffn = c.ffnDim
+      each(n) { i in lk_swiglu(hb + i * ffn, hb + i * ffn, hb2 + i * ffn, Int64(ffn)) }
+      linear.linear(xb2, ldy: dim, layer.wDown, x: hb, ldx: c.ffnDim, n: n)
+      addRows(x, xb2, n * dim)
+    }
+
+    // 3. Final norm and the output head, only for the rows that want logits.
+    var m = 0
+    for i in 0..<n where batch.wantsLogits[i] {
+      lk_rmsnorm(xb + m * dim, x + i * dim, w.outputNorm, Int64(dim), c.normEps)
+      logitRowIndex[i] = m
+      m += 1
+    }
+    if m > 0 {
+      linear.linear(logits, ldy: c.vocabSize, w.output, x: xb, ldx: dim, n: m)
+    }
+
+    // 4. The caches now hold these positions.
+    for i in 0..<n {
+      let cache = batch.caches[i]
+      cache.count = max(cache.count, batch.positions[i] + 1)
+    }
+  }
+
+  // MARK: - steps
+
+  /// Runs `body(i)` for i in 0..<n: on the pool when there is enough work, inline otherwise.
+  @inline(__always) func each(_ n: Int, _ body: (Int) -> Void) {
+    if n < 4 {
+      for i in 0..<n { body(i) }
+    } else {
+      pool.parallelFor(n) { r in for i in r { body(i) } }
+    }
+  }
+
+  func rmsnormRows(_ out: UnsafeMutablePointer<Float>, _ inp: UnsafeMutablePointer<Float>, _ weight: UnsafePointer<Float>, _ n: Int) {
+    let dim = config.dim, eps = config.normEps
+    each(n) { i in lk_rmsnorm(out + i * dim, inp + i * dim, weight, Int64(dim), eps) }
+  }
+
+  func addRows(_ y: UnsafeMutablePointer<Float>, _ a: UnsafeMutablePointer<Float>, _ count: Int) {
+    lk_axpy_f32(y, 1, a, Int64(count))
+  }
+
+  func addBias(_ y: UnsafeMutablePointer<Float>, _ b: UnsafePointer<Float>?, _ width: Int, _ n: Int) {
+    guard let b else { return }
+    for i in 0..<n { lk_axpy_f32(y + i * width, 1, b, Int64(width)) }
+  }
+
+  /// Rotates q and k of every row by its position, then appends k and v to the row's cache.
+  func ropeAndStore(layer l: Int, batch: Batch, n: Int) {
+    let c = config
+    let half = c.ropeDim / 2
+    let hd = c.headDim
+    let neox = c.ropeStyle == .neox
+    let q = self.q, k = self.k, v = self.v, rc = ropeCos, rs = ropeSin
+    func rotate(_ base: UnsafeMutablePointer<Float>, _ heads: Int, _ row: Int) {
+      let cs = rc + row * half, sn = rs + row * half
+      for h in 0..<heads {
+        let p = base + h * hd
+        if neox {
+          for j in 0..<half {
+            let a = p[j], b = p[j + half]
+            p[j] = a * cs[j] - b * sn[j]
+            p[j + half] = a * sn[j] + b * cs[j]
+          }
+        } else {
+          for j in 0..<half {
+            let a = p[2 * j], b = p[2 * j + 1]
+            p[2 * j] = a * cs[j] - b * sn[j]
+            p[2 * j + 1] = a * sn[j] + b * cs[j]
+          }
+        }
+      }
+    }
+    batch.positions.withUnsafeBufferPointer { pos in
+      batch.caches.withUnsafeBufferPointer { caches in
+        each(n) { i in
+          rotate(q + i * c.qDim, c.heads, i)
+          rotate(k + i * c.kvDim, c.kvHeads, i)
+          let cache = caches[i]
+          cache.key(l, pos[i]).update(from: k + i * c.kvDim, count: c.kvDim)
+          cache.value(l, pos[i]).update(from: v + i * c.kvDim, count: c.kvDim)
+        }
+      }
+    }
+  }
+}

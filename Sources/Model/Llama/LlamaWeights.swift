@@ -1,0 +1,76 @@
+import Tensor
+
+/// The weights of one transformer block, pointing into the mapped GGUF file.
+public struct LlamaLayer: Sendable {
+  public let attnNorm: UnsafePointer<Float>  // (dim)
+  public let wq: WeightMatrix  // (qDim, dim)
+  public let wk: WeightMatrix  // (kvDim, dim)
+  public let wv: WeightMatrix  // (kvDim, dim)
+  public let wo: WeightMatrix  // (dim, qDim)
+  public let bq: UnsafePointer<Float>?  // (qDim) Qwen2 only
+  public let bk: UnsafePointer<Float>?  // (kvDim)
+  public let bv: UnsafePointer<Float>?  // (kvDim)
+  public let ffnNorm: UnsafePointer<Float>  // (dim)
+  public let wGate: WeightMatrix  // (ffnDim, dim)
+  public let wUp: WeightMatrix  // (ffnDim, dim)
+  public let wDown: WeightMatrix  // (dim, ffnDim)
+}
+
+extension UnsafePointer: @retroactive @unchecked Sendable {}
+
+/// All weights of a Llama-family model, stored as they are in the file (4-bit stays 4-bit).
+public struct LlamaWeights: Sendable {
+  public let tokenEmbedding: WeightMatrix  // (vocab, dim)
+  public let layers: [LlamaLayer]
+  public let outputNorm: UnsafePointer<Float>  // (dim)
+  public let output: WeightMatrix  // (vocab, dim): output.weight, or token_embd when tied
+  public let tiedOutput: Bool
+
+  public init(gguf f: GGUFFile, config c: LlamaConfig) throws {
+    func matrix(_ name: String, rows: Int, cols: Int) throws -> WeightMatrix {
+      let t = try f.require(name)
+      guard t.shape.count == 2, t.shape[0] == cols, t.shape[1] == rows else {
+        throw GGUFError.wrongTensor(path: f.path, tensor: name, reason: "shape \(t.shape), expected [\(cols), \(rows)]")
+      }
+      return WeightMatrix(type: t.type, rows: rows, cols: cols, data: t.data)
+    }
+    func vector(_ name: String, _ n: Int) throws -> UnsafePointer<Float> {
+      let t = try f.require(name)
+      guard t.type == .f32, t.elementCount == n else {
+        throw GGUFError.wrongTensor(path: f.path, tensor: name, reason: "expected \(n) F32 values, found \(t.shape) \(t.type)")
+      }
+      return t.data.assumingMemoryBound(to: Float.self)
+    }
+    func optionalVector(_ name: String, _ n: Int) throws -> UnsafePointer<Float>? {
+      f.tensor(name) == nil ? nil : try vector(name, n)
+    }
+    tokenEmbedding = try matrix("token_embd.weight", rows: c.vocabSize, cols: c.dim)
+    outputNorm = try vector("output_norm.weight", c.dim)
+    if f.tensor("output.weight") != nil {
+      output = try matrix("output.weight", rows: c.vocabSize, cols: c.dim)
+      tiedOutput = false
+    } else {
+      output = tokenEmbedding
+      tiedOutput = true
+    }
+    var ls: [LlamaLayer] = []
+    for i in 0..<c.layers {
+      let p = "blk.\(i)."
+      ls.append(
+        LlamaLayer(
+          attnNorm: try vector(p + "attn_norm.weight", c.dim),
+          wq: try matrix(p + "attn_q.weight", rows: c.qDim, cols: c.dim),
+          wk: try matrix(p + "attn_k.weight", rows: c.kvDim, cols: c.dim),
+          wv: try matrix(p + "attn_v.weight", rows: c.kvDim, cols: c.dim),
+          wo: try matrix(p + "attn_output.weight", rows: c.dim, cols: c.qDim),
+          bq: try optionalVector(p + "attn_q.bias", c.qDim),
+          bk: try optionalVector(p + "attn_k.bias", c.kvDim),
+          bv: try optionalVector(p + "attn_v.bias", c.kvDim),
+          ffnNorm: try vector(p + "ffn_norm.weight", c.dim),
+          wGate: try matrix(p + "ffn_gate.weight", rows: c.ffnDim, cols: c.dim),
+          wUp: try matrix(p + "ffn_up.weight", rows: c.ffnDim, cols: c.dim),
+          wDown: try matrix(p + "ffn_down.weight", rows: c.dim, cols: c.ffnDim)))
+    }
+    layers = ls
+  }
+}

@@ -1,0 +1,135 @@
+import CKernels
+
+/// How batched products (more than one activation row) are computed.
+public enum BatchedProduct: String, Sendable, CaseIterable {
+  /// Activations quantized to 8 bits per block, integer dot products in `lk_matmul` (our threads).
+  case int8
+  /// Weights dequantized block-wise into a float scratch, then OpenBLAS sgemm (its threads).
+  case blas
+}
+
+/// Activation rows ready for products with weights of one activation type: the float rows and,
+/// for quantized weights, their 8-bit form in the workspace.
+public struct Activations {
+  public let x: UnsafePointer<Float>
+  public let ldx: Int
+  public let n: Int
+  public let cols: Int
+  public let actType: Int32
+  public let q: UnsafeRawPointer?
+  public let qStride: Int
+}
+
+/// The matmul front: `y = x · Wᵀ` for weight matrices in their quantized form. One row uses the
+/// quantized matvec; several rows use the int8 GEMM or OpenBLAS (`batched`). Owns its scratch
+/// buffers, sized once for the largest product; nothing is allocated per call.
+/// Used only by the compute thread that owns `pool`.
+public final class LinearWorkspace: @unchecked Sendable {  // owned by one compute thread
+  public let pool: ComputePool
+  public var batched: BatchedProduct
+  public let maxRows: Int
+  public let maxCols: Int
+  private let qSlots: [UnsafeMutableRawPointer]  // 2 × (maxRows, actRowBytes(maxCols))
+  private let qSlotBytes: Int
+  private var nextSlot = 0
+  private let wScratch: UnsafeMutablePointer<Float>  // (maxWeightRows, maxCols) when batched == .blas
+  private let wScratchCount: Int
+
+  /// - maxWeightElements: the largest rows×cols of a matrix multiplied in batches through BLAS.
+  public init(pool: ComputePool, maxRows: Int, maxCols: Int, maxWeightElements: Int, batched: BatchedProduct) {
+    self.pool = pool
+    self.maxRows = maxRows
+    self.maxCols = maxCols
+    self.batched = batched
+    // Q8_K rows are the largest activation form: 292 bytes per 256 elements.
+    let perRow = (maxCols + 255) / 256 * 292 + 64
+    qSlotBytes = perRow * maxRows
+    qSlots = (0..<2).map { _ in UnsafeMutableRawPointer.allocate(byteCount: perRow * maxRows, alignment: 64) }
+    wScratchCount = maxWeightElements
+    wScratch = .allocate(capacity: maxWeightElements)
+    BLAS.setThreads(1)  // OpenBLAS runs inside our pool's threads, one slice each
+  }
+
+  deinit {
+    for s in qSlots { s.deallocate() }
+    wScratch.deallocate()
+  }
+
+  /// Prepares `n` rows of `x` (row stride `ldx`) for products with matrices like `w`.
+  public func activations(_ x: UnsafePointer<Float>, ldx: Int, n: Int, for w: WeightMatrix) -> Activations {
+    precondition(n <= maxRows && w.cols <= maxCols)
+    let act = lk_act_type(w.type.code)
+    let needsQ = w.type.isQuantized && (n == 1 || batched == .int8)
+    guard needsQ else {
+      return Activations(x: x, ldx: ldx, n: n, cols: w.cols, actType: act, q: nil, qStride: 0)
+    }
+    let stride = Int(lk_act_row_bytes(w.type.code, Int64(w.cols)))
+    let slot = qSlots[nextSlot]
+    nextSlot ^= 1
+    let code = w.type.code
+    let cols = w.cols
+    if n == 1 {
+      lk_quantize_act(code, x, slot, Int64(cols))
+    } else {
+      pool.parallelFor(n) { r in
+        for i in r { lk_quantize_act(code, x + i * ldx, slot + i * stride, Int64(cols)) }
+      }
+    }
+    return Activations(x: x, ldx: ldx, n: n, cols: w.cols, actType: act, q: UnsafeRawPointer(slot), qStride: stride)
+  }
+
+  /// y[i * ldy + r] = dot(x row i, W row r) for all rows i of `a` and all rows r of `w`.
+  public func linear(_ y: UnsafeMutablePointer<Float>, ldy: Int, _ w: WeightMatrix, _ a: Activations) {
+    precondition(a.cols == w.cols)
+    let code = w.type.code
+    if let q = a.q {
+      precondition(a.actType == lk_act_type(code), "activations prepared for another weight type")
+      if a.n == 1 {
+        lk_matvec_mt(pool.raw, code, y, w.data, q, Int64(w.cols), Int64(w.rows))
+      } else {
+        lk_matmul_mt(pool.raw, code, y, Int64(ldy), w.data, q, Int64(a.qStride), Int64(a.n), Int64(w.cols), Int64(w.rows))
+      }
+      return
+    }
+    // Float path: each thread dequantizes its own slice of weight rows into its part of the
+    // scratch and multiplies it with OpenBLAS running single-threaded inside our pool, so the
+    // cores never carry two sets of busy threads.
+    let x = a.x, ldx = a.ldx, n = a.n, cols = w.cols, rows = w.rows
+    let scratch = wScratch, scratchCount = wScratchCount
+    let isF32 = w.type == .f32
+    let rowBytes = w.rowBytes
+    pool.run { ith, nth in
+      let lo = rows * ith / nth, hi = rows * (ith + 1) / nth
+      if lo >= hi { return }
+      let mine = scratch + (scratchCount / nth) * ith
+      let chunk = max(1, (scratchCount / nth) / cols)
+      var r0 = lo
+      while r0 < hi {
+        let r1 = min(hi, r0 + chunk)
+        let wf: UnsafePointer<Float>
+        if isF32 {
+          wf = (w.data + r0 * rowBytes).assumingMemoryBound(to: Float.self)
+        } else {
+          for r in r0..<r1 { lk_dequantize_row(code, w.data + r * rowBytes, mine + (r - r0) * cols, Int64(cols)) }
+          wf = UnsafePointer(mine)
+        }
+        if n == 1 {
+          for r in r0..<r1 { y[r] = lk_dot_f32(wf + (r - r0) * cols, x, Int64(cols)) }
+        } else {
+          BLAS.gemmNT(m: n, n: r1 - r0, k: cols, a: x, lda: ldx, b: wf, ldb: cols, c: y + r0, ldc: ldy)
+        }
+        r0 = r1
+      }
+    }
+  }
+
+  /// Convenience: prepare and multiply in one call.
+  public func linear(_ y: UnsafeMutablePointer<Float>, ldy: Int, _ w: WeightMatrix, x: UnsafePointer<Float>, ldx: Int, n: Int) {
+    linear(y, ldy: ldy, w, activations(x, ldx: ldx, n: n, for: w))
+  }
+
+  /// True when activations prepared for `a` can be reused for products with `w`.
+  public func compatible(_ a: Activations, _ w: WeightMatrix) -> Bool {
+    a.cols == w.cols && (a.q == nil ? !(w.type.isQuantized && (a.n == 1 || batched == .int8)) : a.actType == lk_act_type(w.type.code))
+  }
+}

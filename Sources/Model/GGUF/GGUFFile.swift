@@ -58,7 +58,8 @@ public final class GGUFFile: @unchecked Sendable {
     base = m
     var parsed: Parsed
     do {
-      parsed = try GGUFParser(path: path, base: UnsafeRawPointer(m), size: size).parse()
+      var parser = GGUFParser(path: path, base: UnsafeRawPointer(m), size: size)
+      parsed = try parser.parse()
     } catch {
       munmap(m, size)
       throw error

@@ -7,9 +7,8 @@ public final class LlamaModel: Sendable {
   public let config: LlamaConfig
   public let weights: LlamaWeights
 
-  public init(path: String) throws {
-    let f = try GGUFFile(path: path)
-    try self.init(file: f)
+  public convenience init(path: String) throws {
+    try self.init(file: try GGUFFile(path: path))
   }
 
   public init(file f: GGUFFile) throws {

@@ -16,7 +16,6 @@ public struct LlamaLayer: Sendable {
   public let wDown: WeightMatrix  // (dim, ffnDim)
 }
 
-extension UnsafePointer: @retroactive @unchecked Sendable {}
 
 /// All weights of a Llama-family model, stored as they are in the file (4-bit stays 4-bit).
 public struct LlamaWeights: Sendable {

@@ -1,0 +1,135 @@
+/// Chooses tokens from logits: repetition penalty, then greedy or temperature with top-k,
+/// top-p and min-p, as llama.cpp's sampler chain does. Owns its candidate buffers (vocab
+/// sized, allocated once); `sample` allocates nothing.
+public struct Sampler {
+  public var options: SamplingOptions
+  private var rng: Xoshiro256
+  private var ids: [Int32]  // (vocab) candidate token ids
+  private var probs: [Float]  // (vocab) candidate logits, then probabilities
+  private var recent: [Int32] = []  // last repeatLastN tokens, oldest first
+  public let vocabSize: Int
+
+  public init(vocabSize: Int, options: SamplingOptions) {
+    self.vocabSize = vocabSize
+    self.options = options
+    rng = Xoshiro256(seed: options.seed)
+    ids = Array(repeating: 0, count: vocabSize)
+    probs = Array(repeating: 0, count: vocabSize)
+    recent.reserveCapacity(max(options.repeatLastN, 1))
+  }
+
+  /// Remembers a token of the context (prompt or generated) for the repetition penalty.
+  public mutating func accept(_ token: Int32) {
+    guard options.repeatLastN > 0 else { return }
+    if recent.count == options.repeatLastN { recent.removeFirst() }
+    recent.append(token)
+  }
+
+  /// The index of the largest logit.
+  public static func argmax(_ logits: UnsafePointer<Float>, _ n: Int) -> Int32 {
+    var best = 0
+    var bv = logits[0]
+    for i in 1..<n where logits[i] > bv {
+      bv = logits[i]
+      best = i
+    }
+    return Int32(best)
+  }
+
+  /// Picks the next token from `logits` (vocab floats; the penalty is applied in place).
+  public mutating func sample(_ logits: UnsafeMutablePointer<Float>) -> Int32 {
+    let o = options
+    let n = vocabSize
+    if o.repeatPenalty != 1 {
+      for t in recent {
+        let i = Int(t)
+        logits[i] = logits[i] > 0 ? logits[i] / o.repeatPenalty : logits[i] * o.repeatPenalty
+      }
+    }
+    if o.temperature <= 0 { return Self.argmax(logits, n) }
+
+    // Candidates: the top-k (or all) by logit, sorted descending.
+    let k = o.topK > 0 ? min(o.topK, n) : n
+    var m = 0
+    ids.withUnsafeMutableBufferPointer { ids in
+      probs.withUnsafeMutableBufferPointer { pr in
+        if k == n {
+          for i in 0..<n {
+            ids[i] = Int32(i)
+            pr[i] = logits[i]
+          }
+          m = n
+          sortDescending(ids, pr, m)
+        } else {
+          // Keep a sorted list of the k best seen so far (k is small).
+          for i in 0..<n {
+            let v = logits[i]
+            if m == k && v <= pr[m - 1] { continue }
+            var j = m < k ? m : k - 1
+            if m < k { m += 1 }
+            while j > 0 && pr[j - 1] < v {
+              pr[j] = pr[j - 1]
+              ids[j] = ids[j - 1]
+              j -= 1
+            }
+            pr[j] = v
+            ids[j] = Int32(i)
+          }
+        }
+        // Softmax with temperature.
+        let mx = pr[0]
+        var sum: Float = 0
+        for i in 0..<m {
+          let e = expf((pr[i] - mx) / o.temperature)
+          pr[i] = e
+          sum += e
+        }
+        for i in 0..<m { pr[i] /= sum }
+        // top-p
+        if o.topP < 1 {
+          var cum: Float = 0
+          var keep = m
+          for i in 0..<m {
+            cum += pr[i]
+            if cum >= o.topP {
+              keep = i + 1
+              break
+            }
+          }
+          m = keep
+        }
+        // min-p
+        if o.minP > 0 {
+          let floor = pr[0] * o.minP
+          var keep = 1
+          while keep < m && pr[keep] >= floor { keep += 1 }
+          m = keep
+        }
+      }
+    }
+    var total: Float = 0
+    for i in 0..<m { total += probs[i] }
+    let r = rng.nextUnit() * total
+    var acc: Float = 0
+    for i in 0..<m {
+      acc += probs[i]
+      if r < acc { return ids[i] }
+    }
+    return ids[m - 1]
+  }
+
+  private func sortDescending(_ ids: UnsafeMutableBufferPointer<Int32>, _ pr: UnsafeMutableBufferPointer<Float>, _ m: Int) {
+    var order = Array(0..<m)
+    order.sort { pr[$0] > pr[$1] || (pr[$0] == pr[$1] && $0 < $1) }
+    let p2 = order.map { pr[$0] }
+    let i2 = order.map { ids[$0] }
+    for i in 0..<m {
+      pr[i] = p2[i]
+      ids[i] = i2[i]
+    }
+  }
+}
+
+#if canImport(Glibc)
+  import Glibc
+#endif

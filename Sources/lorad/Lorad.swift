@@ -1,0 +1,13 @@
+import ArgumentParser
+
+@main
+struct Lorad: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "lorad",
+    abstract: "Serve one frozen 4-bit LLM with many LoRA adapters, and learn from feedback.",
+    discussion: """
+      The default model is models/SmolLM2-135M-Instruct.Q4_1.gguf (fetch it with `make model`).
+      The daemon (`lorad serve`), adapters and online learning arrive with later issues; see README.
+      """,
+    subcommands: [GenerateCommand.self, TokenizeCommand.self, PerplexityCommand.self, BenchCommand.self])
+}

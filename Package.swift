@@ -32,7 +32,7 @@ let package = Package(
       ]),
     .testTarget(name: "TensorTests", dependencies: ["Tensor", "CKernels"]),
     .testTarget(
-      name: "ModelTests", dependencies: ["Model", "Tensor"],
+      name: "ModelTests", dependencies: ["Model", "Tensor", "CKernels"],
       resources: [.copy("Fixtures")]),
   ],
   swiftLanguageModes: [.v6]

@@ -7,11 +7,15 @@ public final class LoadedModel: Sendable {
   /// nil when the file has no chat template or one lorad does not know; `chatPrompt` then throws.
   public let template: ChatTemplate?
   private let templateError: ModelError?
+  /// Whether the model wants BOS in front of a text (tokenizer.ggml.add_bos_token).
+  public let addsBOS: Bool
 
   public init(path: String) throws {
     file = try GGUFFile(path: path)
     model = try LlamaModel(file: file)
-    tokenizer = try Tokenizer(TokenizerConfig(gguf: file))
+    let tc = try TokenizerConfig(gguf: file)
+    tokenizer = try Tokenizer(tc)
+    addsBOS = tc.addBOS
     if let t = file["tokenizer.chat_template"]?.string {
       do {
         template = try ChatTemplate(template: t)

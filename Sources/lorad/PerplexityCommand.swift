@@ -29,7 +29,7 @@ struct PerplexityCommand: ParsableCommand {
     let ctx = LlamaContext(
       model: m.model, threads: modelOptions.threads, maxBatch: min(batch, n), maxContext: n)
     let tokens = m.tokenizer.encode(text, addSpecial: true, parseSpecial: false)
-    let bos: Int32? = m.tokenizer.addsBOS ? m.tokenizer.bosID : nil
+    let bos: Int32? = m.addsBOS ? m.tokenizer.bosID : nil
     printError("\(file): \(tokens.count) tokens, \(tokens.count / n) chunks of \(n)")
     let t0 = Date()
     let r = try Perplexity.run(context: ctx, tokens: tokens, ctx: n, bos: bos) { p in

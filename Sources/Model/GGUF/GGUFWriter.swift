@@ -94,9 +94,9 @@ public struct GGUFWriter {
       u64(UInt64(offsets[i]))
     }
     while out.count % alignment != 0 { out.append(0) }
-    for t in tensors {
+    for (i, t) in tensors.enumerated() {
       out += t.bytes
-      while out.count % alignment != 0 { out.append(0) }
+      if i + 1 < tensors.count { while out.count % alignment != 0 { out.append(0) } }
     }
     return out
   }

@@ -1,7 +1,8 @@
 import Tensor
 
 /// The weights of one transformer block, pointing into the mapped GGUF file.
-public struct LlamaLayer: Sendable {
+/// Points into the read-only mapping of the model file, which outlives it.
+public struct LlamaLayer: @unchecked Sendable {
   public let attnNorm: UnsafePointer<Float>  // (dim)
   public let wq: WeightMatrix  // (qDim, dim)
   public let wk: WeightMatrix  // (kvDim, dim)
@@ -18,7 +19,7 @@ public struct LlamaLayer: Sendable {
 
 
 /// All weights of a Llama-family model, stored as they are in the file (4-bit stays 4-bit).
-public struct LlamaWeights: Sendable {
+public struct LlamaWeights: @unchecked Sendable {  // points into the read-only mapping
   public let tokenEmbedding: WeightMatrix  // (vocab, dim)
   public let layers: [LlamaLayer]
   public let outputNorm: UnsafePointer<Float>  // (dim)

@@ -79,7 +79,7 @@ struct BenchCommand: ParsableCommand {
       return a.count > 1 ? (a.map { ($0 - mu) * ($0 - mu) }.reduce(0, +) / Double(a.count - 1)).squareRoot() : 0
     }
     var ru = rusage()
-    getrusage(RUSAGE_SELF, &ru)
+    getrusage(RUSAGE_SELF.rawValue, &ru)
     let rss = Double(ru.ru_maxrss) / 1024
     printError(String(format: "pp%d: %.1f ± %.1f t/s   tg%d: %.1f ± %.1f t/s   threads %d   batched %@   peak RSS %.0f MB",
                       promptTokens, mean(pp), sd(pp), genTokens, mean(tg), sd(tg), modelOptions.threads, batched, rss))

@@ -10,7 +10,7 @@ import Testing
   }
 
   @Test func greedyIsArgmax() {
-    var s = Sampler(vocabSize: 5, options: .greedy)
+    let s = Sampler(vocabSize: 5, options: .greedy)
     let l = logits([0.1, 3, -1, 2.9, 0])
     defer { l.deallocate() }
     #expect(s.sample(l) == 1)
@@ -20,7 +20,7 @@ import Testing
     var o = SamplingOptions()
     o.temperature = 5
     o.topK = 1
-    var s = Sampler(vocabSize: 5, options: o)
+    let s = Sampler(vocabSize: 5, options: o)
     for _ in 0..<50 {
       let l = logits([0.1, 3, -1, 2.9, 0])
       #expect(s.sample(l) == 1)
@@ -36,8 +36,8 @@ import Testing
     o.minP = 0
     o.seed = 7
     let base: [Float] = [0, log(2), log(3), log(4)]  // probabilities 0.1 0.2 0.3 0.4
-    var a = Sampler(vocabSize: 4, options: o)
-    var b = Sampler(vocabSize: 4, options: o)
+    let a = Sampler(vocabSize: 4, options: o)
+    let b = Sampler(vocabSize: 4, options: o)
     var counts = [0, 0, 0, 0]
     for _ in 0..<20000 {
       let l1 = logits(base), l2 = logits(base)
@@ -81,7 +81,7 @@ import Testing
   @Test func repetitionPenaltyAsLlamaCpp() {
     var o = SamplingOptions.greedy
     o.repeatPenalty = 2
-    var s = Sampler(vocabSize: 3, options: o)
+    let s = Sampler(vocabSize: 3, options: o)
     s.accept(0)
     let l = logits([3, 2, -1])
     defer { l.deallocate() }

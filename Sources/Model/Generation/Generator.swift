@@ -67,7 +67,7 @@ public final class Generator: @unchecked Sendable {  // owned by one compute thr
       throw ModelError.contextOverflow(tokens: prompt.count + 1, limit: cache.capacity)
     }
     cache.truncate(to: 0)
-    var sampler = Sampler(vocabSize: context.config.vocabSize, options: sampling)
+    let sampler = Sampler(vocabSize: context.config.vocabSize, options: sampling)
     for t in prompt { sampler.accept(t) }
     let t0 = DispatchTime.now().uptimeNanoseconds
     var logits = prefill(prompt)

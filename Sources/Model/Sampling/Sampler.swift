@@ -1,11 +1,11 @@
 /// Chooses tokens from logits: repetition penalty, then greedy or temperature with top-k,
 /// top-p and min-p, as llama.cpp's sampler chain does. Owns its candidate buffers (vocab
 /// sized, allocated once); `sample` allocates nothing.
-public struct Sampler {
+public final class Sampler {
   public var options: SamplingOptions
   private var rng: Xoshiro256
-  private var ids: [Int32]  // (vocab) candidate token ids
-  private var probs: [Float]  // (vocab) candidate logits, then probabilities
+  private let ids: UnsafeMutablePointer<Int32>  // (vocab) candidate token ids
+  private let probs: UnsafeMutablePointer<Float>  // (vocab) candidate logits, then probabilities
   private var recent: [Int32] = []  // last repeatLastN tokens, oldest first
   public let vocabSize: Int
 
@@ -13,13 +13,18 @@ public struct Sampler {
     self.vocabSize = vocabSize
     self.options = options
     rng = Xoshiro256(seed: options.seed)
-    ids = Array(repeating: 0, count: vocabSize)
-    probs = Array(repeating: 0, count: vocabSize)
+    ids = .allocate(capacity: vocabSize)
+    probs = .allocate(capacity: vocabSize)
     recent.reserveCapacity(max(options.repeatLastN, 1))
   }
 
+  deinit {
+    ids.deallocate()
+    probs.deallocate()
+  }
+
   /// Remembers a token of the context (prompt or generated) for the repetition penalty.
-  public mutating func accept(_ token: Int32) {
+  public func accept(_ token: Int32) {
     guard options.repeatLastN > 0 else { return }
     if recent.count == options.repeatLastN { recent.removeFirst() }
     recent.append(token)
@@ -37,7 +42,7 @@ public struct Sampler {
   }
 
   /// Picks the next token from `logits` (vocab floats; the penalty is applied in place).
-  public mutating func sample(_ logits: UnsafeMutablePointer<Float>) -> Int32 {
+  public func sample(_ logits: UnsafeMutablePointer<Float>) -> Int32 {
     let o = options
     let n = vocabSize
     if o.repeatPenalty != 1 {
@@ -51,8 +56,9 @@ public struct Sampler {
     // Candidates: the top-k (or all) by logit, sorted descending.
     let k = o.topK > 0 ? min(o.topK, n) : n
     var m = 0
-    ids.withUnsafeMutableBufferPointer { ids in
-      probs.withUnsafeMutableBufferPointer { pr in
+    let ids = self.ids, pr = self.probs
+    do {
+      do {
         if k == n {
           for i in 0..<n {
             ids[i] = Int32(i)
@@ -118,7 +124,7 @@ public struct Sampler {
     return ids[m - 1]
   }
 
-  private func sortDescending(_ ids: UnsafeMutableBufferPointer<Int32>, _ pr: UnsafeMutableBufferPointer<Float>, _ m: Int) {
+  private func sortDescending(_ ids: UnsafeMutablePointer<Int32>, _ pr: UnsafeMutablePointer<Float>, _ m: Int) {
     var order = Array(0..<m)
     order.sort { pr[$0] > pr[$1] || (pr[$0] == pr[$1] && $0 < $1) }
     let p2 = order.map { pr[$0] }

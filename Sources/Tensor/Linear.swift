@@ -123,6 +123,36 @@ public final class LinearWorkspace: @unchecked Sendable {  // owned by one compu
     }
   }
 
+  /// Several products over the same activations (q, k, v; gate, up) in one pool job: one
+  /// wake-up of the threads instead of one per matrix. Each matrix's rows are split across
+  /// the threads in multiples of 16. Products that the BLAS path computes go one by one.
+  public func linear(_ p: (UnsafeMutablePointer<Float>, WeightMatrix), _ p2: (UnsafeMutablePointer<Float>, WeightMatrix),
+                     _ p3: (UnsafeMutablePointer<Float>, WeightMatrix)? = nil, ldy: (Int, Int, Int), _ a: Activations) {
+    guard let q = a.q, compatible(a, p2.1), p3 == nil || compatible(a, p3!.1) else {
+      linear(p.0, ldy: ldy.0, p.1, a)
+      linear(p2.0, ldy: ldy.1, p2.1, compatible(a, p2.1) ? a : activations(a.x, ldx: a.ldx, n: a.n, for: p2.1))
+      if let p3 { linear(p3.0, ldy: ldy.2, p3.1, compatible(a, p3.1) ? a : activations(a.x, ldx: a.ldx, n: a.n, for: p3.1)) }
+      return
+    }
+    let n = a.n, qs = a.qStride
+    let count = p3 == nil ? 2 : 3
+    let one: (UnsafeMutablePointer<Float>, Int, WeightMatrix, Int, Int) -> Void = { y, ldy, w, ith, nth in
+      let per = ((w.rows + nth - 1) / nth + 15) & ~15
+      let r0 = min(w.rows, per * ith), r1 = min(w.rows, per * (ith + 1))
+      if r0 >= r1 { return }
+      if n == 1 {
+        lk_matvec(w.type.code, y + r0, w.data, q, Int64(w.cols), Int64(r0), Int64(r1))
+      } else {
+        lk_matmul(w.type.code, y, Int64(ldy), w.data, q, Int64(qs), Int64(n), Int64(w.cols), Int64(r0), Int64(r1))
+      }
+    }
+    pool.run { ith, nth in
+      one(p.0, ldy.0, p.1, ith, nth)
+      one(p2.0, ldy.1, p2.1, ith, nth)
+      if count == 3 { one(p3!.0, ldy.2, p3!.1, ith, nth) }
+    }
+  }
+
   /// Convenience: prepare and multiply in one call.
   public func linear(_ y: UnsafeMutablePointer<Float>, ldy: Int, _ w: WeightMatrix, x: UnsafePointer<Float>, ldx: Int, n: Int) {
     linear(y, ldy: ldy, w, activations(x, ldx: ldx, n: n, for: w))

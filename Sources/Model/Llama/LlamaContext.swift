@@ -118,11 +118,7 @@ public final class LlamaContext: @unchecked Sendable {  // owned by one compute 
       // Attention: x += Wo · attention(rope(Wq·norm(x)), rope(Wk·norm(x)), Wv·norm(x))
       rmsnormRows(xb, x, layer.attnNorm, n)
       let a = linear.activations(xb, ldx: dim, n: n, for: layer.wq)
-      linear.linear(q, ldy: c.qDim, layer.wq, a)
-      let ak = linear.compatible(a, layer.wk) ? a : linear.activations(xb, ldx: dim, n: n, for: layer.wk)
-      linear.linear(k, ldy: c.kvDim, layer.wk, ak)
-      let av = linear.compatible(ak, layer.wv) ? ak : linear.activations(xb, ldx: dim, n: n, for: layer.wv)
-      linear.linear(v, ldy: c.kvDim, layer.wv, av)
+      linear.linear((q, layer.wq), (k, layer.wk), (v, layer.wv), ldy: (c.qDim, c.kvDim, c.kvDim), a)
       addBias(q, layer.bq, c.qDim, n)
       addBias(k, layer.bk, c.kvDim, n)
       addBias(v, layer.bv, c.kvDim, n)
@@ -134,9 +130,7 @@ public final class LlamaContext: @unchecked Sendable {  // owned by one compute 
       // Feed-forward: x += Wdown · (silu(Wgate·norm(x)) ⊙ Wup·norm(x))
       rmsnormRows(xb, x, layer.ffnNorm, n)
       let f = linear.activations(xb, ldx: dim, n: n, for: layer.wGate)
-      linear.linear(hb, ldy: c.ffnDim, layer.wGate, f)
-      let fu = linear.compatible(f, layer.wUp) ? f : linear.activations(xb, ldx: dim, n: n, for: layer.wUp)
-      linear.linear(hb2, ldy: c.ffnDim, layer.wUp, fu)
+      linear.linear((hb, layer.wGate), (hb2, layer.wUp), ldy: (c.ffnDim, c.ffnDim, 0), f)
       let hb = self.hb, hb2 = self.hb2, ffn = c.ffnDim
       each(n) { i in lk_swiglu(hb + i * ffn, hb + i * ffn, hb2 + i * ffn, Int64(ffn)) }
       linear.linear(xb2, ldy: dim, layer.wDown, x: hb, ldx: c.ffnDim, n: n)

@@ -30,7 +30,7 @@ let package = Package(
         "Model", "Tensor",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ]),
-    .testTarget(name: "TensorTests", dependencies: ["Tensor", "CKernels"]),
+    .testTarget(name: "TensorTests", dependencies: ["Tensor", "CKernels"], resources: [.copy("Fixtures")]),
     .testTarget(
       name: "ModelTests", dependencies: ["Model", "Tensor", "CKernels"],
       resources: [.copy("Fixtures")]),

@@ -1,0 +1,227 @@
+// Type table (ggml numbering and block sizes), the run-time ISA switch, and the dispatchers
+// that route each public kernel to its scalar / AVX2 / AVX-512 implementation.
+#include "internal.h"
+#include <stdlib.h>
+
+// ---- ISA ---------------------------------------------------------------------------------
+_Atomic int lk_isa_level = -1;
+static _Atomic int lk_isa_best = -1;
+
+int lk_cpu_isa(void) {
+  int best = atomic_load_explicit(&lk_isa_best, memory_order_relaxed);
+  if (best >= 0) return best;
+  best = LK_ISA_SCALAR;
+#if LK_X86
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c")) {
+    best = LK_ISA_AVX2;
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
+        __builtin_cpu_supports("avx512vnni"))
+      best = LK_ISA_AVX512;
+  }
+#endif
+  atomic_store_explicit(&lk_isa_best, best, memory_order_relaxed);
+  return best;
+}
+
+int lk_set_isa(int isa) {
+  int best = lk_cpu_isa();
+  if (isa < LK_ISA_SCALAR) isa = LK_ISA_SCALAR;
+  if (isa > best) isa = best;
+  atomic_store_explicit(&lk_isa_level, isa, memory_order_relaxed);
+  return isa;
+}
+
+/// The first call picks the best level, or the one named by the LK_ISA environment variable
+/// (scalar, avx2, avx512) when set.
+static int lk_init_isa(void) {
+  int isa = lk_cpu_isa();
+  const char *env = getenv("LK_ISA");
+  if (env) {
+    if (!strcmp(env, "scalar")) isa = LK_ISA_SCALAR;
+    else if (!strcmp(env, "avx2")) isa = LK_ISA_AVX2;
+  }
+  return lk_set_isa(isa);
+}
+
+int lk_isa(void) {
+  int l = lk_cur_isa();
+  return l >= 0 ? l : lk_init_isa();
+}
+
+LK_INLINE int isa_now(void) {
+  int l = lk_cur_isa();
+  return __builtin_expect(l >= 0, 1) ? l : lk_init_isa();
+}
+
+// ---- types -------------------------------------------------------------------------------
+int lk_type_known(int type) {
+  switch (type) {
+  case LK_F32: case LK_F16: case LK_BF16: case LK_Q4_0: case LK_Q4_1: case LK_Q8_0: case LK_Q8_1:
+  case LK_Q4_K: case LK_Q6_K: case LK_Q8_K: return 1;
+  default: return 0;
+  }
+}
+
+int64_t lk_block_elems(int type) {
+  switch (type) {
+  case LK_F32: case LK_F16: case LK_BF16: return 1;
+  case LK_Q4_0: case LK_Q4_1: case LK_Q8_0: case LK_Q8_1: return QK;
+  case LK_Q4_K: case LK_Q6_K: case LK_Q8_K: return QK_K;
+  default: return 0;
+  }
+}
+
+int64_t lk_block_bytes(int type) {
+  switch (type) {
+  case LK_F32: return 4;
+  case LK_F16: case LK_BF16: return 2;
+  case LK_Q4_0: return sizeof(block_q4_0);
+  case LK_Q4_1: return sizeof(block_q4_1);
+  case LK_Q8_0: return sizeof(block_q8_0);
+  case LK_Q8_1: return sizeof(block_q8_1);
+  case LK_Q4_K: return sizeof(block_q4_K);
+  case LK_Q6_K: return sizeof(block_q6_K);
+  case LK_Q8_K: return sizeof(block_q8_K);
+  default: return 0;
+  }
+}
+
+int64_t lk_row_bytes(int type, int64_t n) {
+  int64_t be = lk_block_elems(type);
+  return be ? n / be * lk_block_bytes(type) : 0;
+}
+
+int lk_act_type(int wtype) {
+  switch (wtype) {
+  case LK_Q4_0: case LK_Q8_0: return LK_Q8_0;
+  case LK_Q4_1: return LK_Q8_1;
+  case LK_Q4_K: case LK_Q6_K: return LK_Q8_K;
+  default: return LK_F32;
+  }
+}
+
+int64_t lk_act_row_bytes(int wtype, int64_t n) { return lk_row_bytes(lk_act_type(wtype), n); }
+
+// ---- dispatch ------------------------------------------------------------------------------
+void lk_dequantize_row_ref(int type, const void *src, float *dst, int64_t n) { lk_dequant_ref(type, src, dst, n); }
+
+void lk_dequantize_row(int type, const void *src, float *dst, int64_t n) {
+  switch (isa_now()) {
+#if LK_X86
+  case LK_ISA_AVX512: lk_dequant_avx512(type, src, dst, n); return;
+  case LK_ISA_AVX2: lk_dequant_avx2(type, src, dst, n); return;
+#endif
+  default: lk_dequant_ref(type, src, dst, n); return;
+  }
+}
+
+void lk_quantize_act(int wtype, const float *x, void *xq, int64_t n) {
+  int at = lk_act_type(wtype);
+  if (at == LK_F32) {
+    if ((const void *)x != xq) memmove(xq, x, (size_t)n * sizeof(float));
+    return;
+  }
+  switch (isa_now()) {
+#if LK_X86
+  case LK_ISA_AVX512: lk_quant_act_avx512(at, x, xq, n); return;
+  case LK_ISA_AVX2: lk_quant_act_avx2(at, x, xq, n); return;
+#endif
+  default: lk_quant_act_scalar(at, x, xq, n); return;
+  }
+}
+
+void lk_matvec(int wtype, float *y, const void *W, const void *xq, int64_t ncols, int64_t r0, int64_t r1) {
+  if (r1 <= r0) return;
+  switch (isa_now()) {
+#if LK_X86
+  case LK_ISA_AVX512: lk_matvec_avx512(wtype, y, W, xq, ncols, r0, r1); return;
+  case LK_ISA_AVX2: lk_matvec_avx2(wtype, y, W, xq, ncols, r0, r1); return;
+#endif
+  default: lk_matvec_scalar(wtype, y, W, xq, ncols, r0, r1); return;
+  }
+}
+
+void lk_matmul(int wtype, float *Y, int64_t ldy, const void *W, const void *Xq, int64_t xstride, int64_t ntok,
+               int64_t ncols, int64_t r0, int64_t r1) {
+  if (r1 <= r0 || ntok <= 0) return;
+  switch (isa_now()) {
+#if LK_X86
+  case LK_ISA_AVX512: lk_matmul_avx512(wtype, Y, ldy, W, Xq, xstride, ntok, ncols, r0, r1); return;
+  case LK_ISA_AVX2: lk_matmul_avx2(wtype, Y, ldy, W, Xq, xstride, ntok, ncols, r0, r1); return;
+#endif
+  default: lk_matmul_scalar(wtype, Y, ldy, W, Xq, xstride, ntok, ncols, r0, r1); return;
+  }
+}
+
+#if LK_X86
+// Per-type routing inside each SIMD level.
+void lk_matvec_avx512(int wtype, float *y, const void *W, const void *xq, int64_t ncols, int64_t r0, int64_t r1) {
+  switch (wtype) {
+  case LK_Q4_0: case LK_Q4_1: case LK_Q8_0: lk_mv_q32_avx512(wtype, y, W, xq, ncols, r0, r1); return;
+  case LK_F32: case LK_F16: case LK_BF16: lk_mv_f_avx512(wtype, y, W, (const float *)xq, ncols, r0, r1); return;
+  case LK_Q4_K: case LK_Q6_K: {
+    int64_t rb = lk_row_bytes(wtype, ncols);
+    float (*dot)(const void *, const void *, int64_t) = wtype == LK_Q4_K ? lk_dot_q4k_avx512 : lk_dot_q6k_avx512;
+    for (int64_t r = r0; r < r1; r++) y[r - r0] = dot((const char *)W + r * rb, xq, ncols);
+    return;
+  }
+  default: lk_matvec_scalar(wtype, y, W, xq, ncols, r0, r1); return;
+  }
+}
+
+void lk_matvec_avx2(int wtype, float *y, const void *W, const void *xq, int64_t ncols, int64_t r0, int64_t r1) {
+  switch (wtype) {
+  case LK_Q4_0: case LK_Q4_1: case LK_Q8_0: lk_mv_q32_avx2(wtype, y, W, xq, ncols, r0, r1); return;
+  case LK_F32: case LK_F16: case LK_BF16: lk_mv_f_avx2(wtype, y, W, (const float *)xq, ncols, r0, r1); return;
+  case LK_Q4_K: case LK_Q6_K: {
+    int64_t rb = lk_row_bytes(wtype, ncols);
+    float (*dot)(const void *, const void *, int64_t) = wtype == LK_Q4_K ? lk_dot_q4k_avx2 : lk_dot_q6k_avx2;
+    for (int64_t r = r0; r < r1; r++) y[r - r0] = dot((const char *)W + r * rb, xq, ncols);
+    return;
+  }
+  default: lk_matvec_scalar(wtype, y, W, xq, ncols, r0, r1); return;
+  }
+}
+
+/// K-quant products: one weight row at a time against every token (the row stays in L1).
+static void mm_rows_by_dot(float (*dot)(const void *, const void *, int64_t), int wtype, float *Y, int64_t ldy,
+                           const void *W, const void *Xq, int64_t xstride, int64_t ntok, int64_t ncols, int64_t r0,
+                           int64_t r1) {
+  int64_t rb = lk_row_bytes(wtype, ncols);
+  for (int64_t r = r0; r < r1; r++)
+    for (int64_t t = 0; t < ntok; t++)
+      Y[t * ldy + r] = dot((const char *)W + r * rb, (const char *)Xq + t * xstride, ncols);
+}
+
+void lk_matmul_avx512(int wtype, float *Y, int64_t ldy, const void *W, const void *Xq, int64_t xstride,
+                      int64_t ntok, int64_t ncols, int64_t r0, int64_t r1) {
+  switch (wtype) {
+  case LK_Q4_0: case LK_Q4_1: case LK_Q8_0:
+    lk_mm_q32_avx512(wtype, Y, ldy, W, Xq, xstride, ntok, ncols, r0, r1);
+    return;
+  case LK_F32: case LK_F16: case LK_BF16:
+    lk_mm_f_avx512(wtype, Y, ldy, W, (const float *)Xq, xstride, ntok, ncols, r0, r1);
+    return;
+  case LK_Q4_K: mm_rows_by_dot(lk_dot_q4k_avx512, wtype, Y, ldy, W, Xq, xstride, ntok, ncols, r0, r1); return;
+  case LK_Q6_K: mm_rows_by_dot(lk_dot_q6k_avx512, wtype, Y, ldy, W, Xq, xstride, ntok, ncols, r0, r1); return;
+  default: lk_matmul_scalar(wtype, Y, ldy, W, Xq, xstride, ntok, ncols, r0, r1); return;
+  }
+}
+
+void lk_matmul_avx2(int wtype, float *Y, int64_t ldy, const void *W, const void *Xq, int64_t xstride, int64_t ntok,
+                    int64_t ncols, int64_t r0, int64_t r1) {
+  switch (wtype) {
+  case LK_Q4_0: case LK_Q4_1: case LK_Q8_0:
+    lk_mm_q32_avx2(wtype, Y, ldy, W, Xq, xstride, ntok, ncols, r0, r1);
+    return;
+  case LK_F32: case LK_F16: case LK_BF16:
+    lk_mm_f_avx2(wtype, Y, ldy, W, (const float *)Xq, xstride, ntok, ncols, r0, r1);
+    return;
+  case LK_Q4_K: mm_rows_by_dot(lk_dot_q4k_avx2, wtype, Y, ldy, W, Xq, xstride, ntok, ncols, r0, r1); return;
+  case LK_Q6_K: mm_rows_by_dot(lk_dot_q6k_avx2, wtype, Y, ldy, W, Xq, xstride, ntok, ncols, r0, r1); return;
+  default: lk_matmul_scalar(wtype, Y, ldy, W, Xq, xstride, ntok, ncols, r0, r1); return;
+  }
+}
+#endif

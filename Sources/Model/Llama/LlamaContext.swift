@@ -27,6 +27,7 @@ public final class LlamaContext: @unchecked Sendable {  // owned by one compute 
   let ropeSin: UnsafeMutablePointer<Float>  // (maxBatch, ropeDim/2)
   let invFreq: UnsafeMutablePointer<Float>  // (ropeDim/2)
   let scores: UnsafeMutablePointer<Float>  // (threads, maxContext) attention scores per thread
+  let gemmScores: UnsafeMutablePointer<Float>  // (threads, gemmAttentionChunk, maxContext) prefill scores
   /// Logits of the rows that asked for them, in batch order: (maxBatch, vocab).
   public let logits: UnsafeMutablePointer<Float>
   private var logitRowIndex: [Int]  // batch row -> logits row (-1 if none)
@@ -65,12 +66,13 @@ public final class LlamaContext: @unchecked Sendable {  // owned by one compute 
       invFreq[i] = Float(pow(Double(c.ropeBase), -2.0 * Double(i) / Double(c.ropeDim)))
     }
     scores = buf(pool.threads * self.maxContext)
+    gemmScores = buf(self.maxBatch >= Self.gemmAttentionMinRows ? pool.threads * Self.gemmAttentionChunk * self.maxContext : 1)
     logits = buf(B * c.vocabSize)
     logitRowIndex = Array(repeating: -1, count: B)
   }
 
   deinit {
-    for p in [x, xb, xb2, q, k, v, att, hb, hb2, ropeCos, ropeSin, invFreq, scores, logits] { p.deallocate() }
+    for p in [x, xb, xb2, q, k, v, att, hb, hb2, ropeCos, ropeSin, invFreq, scores, gemmScores, logits] { p.deallocate() }
   }
 
   /// A KV cache sized for this model.

@@ -12,10 +12,13 @@ struct GreedyFixture: Decodable {
     var promptIDs: [Int32]
     var ids: [Int32]
     var topLogits: [[Double]]?
+    /// [step, gap]: the step where llama.cpp's top two logits were closest.
+    var minMargin: [Double]
     enum CodingKeys: String, CodingKey {
       case prompt, ids
       case promptIDs = "prompt_ids"
       case topLogits = "top_logits"
+      case minMargin = "min_margin"
     }
   }
   var cases: [Case]
@@ -51,6 +54,11 @@ enum RealModel {
       let got = r.tokens + (r.finish == .stop && r.tokens.count < want.count ? [want[r.tokens.count]] : [])
       let same = Array(got.prefix(want.count)) == want
       if same { agree += 1 } else { report.append("\(c.prompt.debugDescription): \(got) vs \(want)") }
+      // Where they part, it is at a near-tie: never before llama.cpp's own closest call.
+      let split = zip(got, want).prefix { $0 == $1 }.count
+      if split < want.count {
+        #expect(split >= Int(c.minMargin[0]), "\(c.prompt.debugDescription) diverges at step \(split), before llama.cpp's closest call at \(Int(c.minMargin[0]))")
+      }
     }
     // "Most": both sides quantize activations to 8 bits, each with its own rounding (each lies
     // ~0.3 logits from exact math, see numpy tests below), so a near-tie may flip.
@@ -112,5 +120,47 @@ extension ReferenceTests {
       #expect(worst < (mode == .blas ? 1e-3 : 0.5), "\(mode): max difference from numpy \(worst)")
       print("\(mode): max |logit - exact| = \(worst) over the top 20")
     }
+  }
+}
+
+/// llama-perplexity's figures on `Fixtures/gpl3.txt` (`Fixtures/perplexity.json`).
+struct PerplexityFixture: Decodable {
+  struct Tool: Decodable {
+    var ppl: Double
+    var runningPPL: [Double]
+    enum CodingKeys: String, CodingKey {
+      case ppl
+      case runningPPL = "running_ppl"
+    }
+  }
+  var nCtx: Int
+  var ppl: Double
+  var llamaPerplexity: Tool
+  enum CodingKeys: String, CodingKey {
+    case ppl
+    case nCtx = "n_ctx"
+    case llamaPerplexity = "llama_perplexity"
+  }
+  static let directory = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures")
+  static func load() throws -> PerplexityFixture {
+    try JSONDecoder().decode(PerplexityFixture.self, from: Data(contentsOf: directory.appendingPathComponent("perplexity.json")))
+  }
+}
+
+extension ReferenceTests {
+  /// The first chunks of the perplexity run (the whole text is `lorad perplexity`'s job; the
+  /// README quotes it): the running estimate after 3 chunks within 1% of llama-perplexity's.
+  @Test func perplexityTracksLlamaPerplexity() throws {
+    let m = try RealModel.load()
+    let f = try PerplexityFixture.load()
+    let text = try String(contentsOf: PerplexityFixture.directory.appendingPathComponent("gpl3.txt"), encoding: .utf8)
+    let tokens = m.tokenizer.encode(text, addSpecial: true, parseSpecial: false)
+    let chunks = 3
+    let ctx = LlamaContext(model: m.model, threads: 2, maxBatch: f.nCtx, maxContext: f.nCtx)
+    let r = try Perplexity.run(context: ctx, tokens: Array(tokens.prefix(chunks * f.nCtx)), ctx: f.nCtx, bos: nil)
+    let want = f.llamaPerplexity.runningPPL[chunks - 1]
+    #expect(r.chunks == chunks && r.scored == chunks * (f.nCtx / 2 - 1))
+    #expect(abs(r.ppl / want - 1) < 0.01, "PPL after \(chunks) chunks: lorad \(r.ppl), llama.cpp \(want)")
+    print("perplexity after \(chunks) chunks: lorad \(r.ppl), llama.cpp \(want)")
   }
 }

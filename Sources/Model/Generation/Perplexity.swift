@@ -3,8 +3,8 @@ import Foundation
 /// Perplexity the way llama.cpp's `llama-perplexity` computes it, so the two are comparable:
 /// the text's tokens are cut into non-overlapping chunks of `ctx` tokens (the remainder is
 /// dropped); each chunk starts from an empty cache (its first token replaced by BOS when the
-/// model adds BOS); only the second half of each chunk is scored, each token by the logits at
-/// the previous position; PPL = exp(mean negative log-likelihood).
+/// model adds BOS); tokens ctx/2+1 ..< ctx of each chunk are scored (ctx/2 - 1 per chunk, as
+/// llama-perplexity does), each by the logits at the previous position; PPL = exp(mean NLL).
 public struct Perplexity {
   public struct Progress: Sendable {
     public var chunk: Int
@@ -46,11 +46,11 @@ public struct Perplexity {
         let end = min(ctx, start + context.maxBatch)
         batch.clear()
         for p in start..<end {
-          batch.add(chunk[p], position: p, cache: cache, logits: p >= first - 1 && p < ctx - 1)
+          batch.add(chunk[p], position: p, cache: cache, logits: p >= first && p < ctx - 1)
         }
         context.forward(batch)
         var row = 0
-        for p in start..<end where p >= first - 1 && p < ctx - 1 {
+        for p in start..<end where p >= first && p < ctx - 1 {
           let l = context.logits(row: row)
           row += 1
           var mx = l[0]

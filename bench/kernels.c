@@ -1,12 +1,16 @@
-// Kernel micro-benchmark for CKernels (not built by the package). Build and run:
+// Kernel micro-benchmark for CKernels (not built by the package). Build and run from the repo root:
 //   clang -O3 -fno-math-errno -ISources/CKernels/include -ISources/CKernels \
 //         Sources/CKernels/*.c bench/kernels.c -o /tmp/lk-bench -lpthread -lm && /tmp/lk-bench
-// Reports, per ISA and thread count:
-//   - Q4_1 matvec 1536x576 and Q8_0 matvec 49152x576 in GB/s of weights read, both "hot" (one
-//     matrix, cache resident) and "cold" (rotating over copies larger than the L3);
-//   - the whole SmolLM2-135M per-token matvec set (30 layers of Q4_1 + the Q8_0 head) in tokens/s;
-//   - Q4_1 matmul 1536x576 x 512 tokens in GFLOP/s (2·rows·cols·tokens per run);
-//   - lk_pool_run round-trip latency of an empty job.
+// (clang is /opt/swift/usr/bin/clang here.) Reports, per ISA and thread count (1 and 2):
+//   q41 hot   Q4_1 matvec 1536x576, one matrix (cache resident), GB/s of weights
+//   q41 cold  the same over 240 copies (133 MB, beyond the L3), GB/s
+//   q80 head  Q8_0 matvec 49152x576 (the tied output head, 30 MB), GB/s
+//   model     the whole SmolLM2-135M per-token matvec set: 30 layers x (q, k, v, o, gate, up,
+//             down; Q4_1) + the Q8_0 head, tokens/s (weights only: no attention, no norms)
+//   matmul    Q4_1 matmul 1536x576 x 512 tokens, GFLOP/s (2·rows·cols·tokens)
+//   pool      lk_pool_run round trip of an empty job, microseconds
+// Every figure is the best of many short runs, taken round-robin over all configurations so
+// that other load on the machine spreads over them evenly; medians are printed in brackets.
 #include "CKernels.h"
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,15 +29,16 @@ static float frand(void) {
   return (float)((rng >> 40) * (1.0 / 16777216.0) - 0.5);
 }
 
-/// n copies of a random rows x cols matrix of type t.
+/// `copies` copies of a random rows x cols matrix of type t, back to back.
 static char *make_matrix(int t, int64_t rows, int64_t cols, int copies) {
-  int64_t rb = lk_row_bytes(t, cols);
-  char *w = aligned_alloc(64, (size_t)((rb * rows * copies + 63) & ~63));
+  int64_t rb = lk_row_bytes(t, cols), bytes = rb * rows;
+  char *w = aligned_alloc(64, (size_t)((bytes * copies + 63) & ~63));
   float *row = malloc(sizeof(float) * cols);
-  for (int64_t r = 0; r < rows * copies; r++) {
+  for (int64_t r = 0; r < rows; r++) {
     for (int64_t c = 0; c < cols; c++) row[c] = frand() * 0.2f;
     lk_quantize_row(t, row, w + r * rb, cols);
   }
+  for (int c = 1; c < copies; c++) memcpy(w + c * bytes, w, (size_t)bytes);
   free(row);
   return w;
 }
@@ -50,106 +55,88 @@ static char *make_act(int wt, int64_t cols, int n) {
   return xq;
 }
 
-/// GB/s of a matvec over `copies` copies of the matrix (in turn), best of a few rounds.
-static double bench_matvec(lk_pool *pool, int t, int64_t rows, int64_t cols, int copies, const char *W,
-                           const char *xq, float *y) {
-  int64_t bytes = lk_row_bytes(t, cols) * rows;
-  double target = 0.25, best = 0;
-  for (int round = 0; round < 3; round++) {
-    int iters = 0;
-    double t0 = now(), el;
-    do {
-      for (int c = 0; c < copies; c++) lk_matvec_mt(pool, t, y, W + c * bytes, xq, cols, rows);
-      iters += copies;
-      el = now() - t0;
-    } while (el < target);
-    double gbs = (double)bytes * iters / el / 1e9;
-    if (gbs > best) best = gbs;
-  }
-  return best;
+enum { NCFG = 6, NMET = 6, ROUNDS = 41 };
+static double samples[NCFG][NMET][ROUNDS];  // (isa·2 + threads-1, metric, round) seconds per unit
+
+static int cmp(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return x < y ? -1 : x > y;
 }
 
-typedef struct {
-  int64_t rows, cols;
-  int type;
-} shape;
+static void nop(void *ctx, int ith, int nth) { (void)ctx, (void)ith, (void)nth; }
 
 int main(void) {
   const char *isa_name[] = {"scalar", "avx2", "avx512"};
   int best = lk_cpu_isa();
-  // The per-token matrices of SmolLM2-135M (rows x cols): q, k, v, o, gate, up, down per layer.
-  const shape layer[] = {{576, 576, LK_Q4_1}, {192, 576, LK_Q4_1}, {192, 576, LK_Q4_1}, {576, 576, LK_Q4_1},
-                         {1536, 576, LK_Q4_1}, {1536, 576, LK_Q4_1}, {576, 1536, LK_Q4_1}};
-  const int nlayer = 30;
+  // SmolLM2-135M per-token matrices (rows x cols): q, k, v, o, gate, up, down.
+  const int64_t shape[7][2] = {{576, 576}, {192, 576}, {192, 576}, {576, 576}, {1536, 576}, {1536, 576}, {576, 1536}};
   char *model[30][7];
-  for (int l = 0; l < nlayer; l++)
-    for (int m = 0; m < 7; m++) model[l][m] = make_matrix(layer[m].type, layer[m].rows, layer[m].cols, 1);
+  for (int l = 0; l < 30; l++)
+    for (int m = 0; m < 7; m++) model[l][m] = make_matrix(LK_Q4_1, shape[m][0], shape[m][1], 1);
   char *head = make_matrix(LK_Q8_0, 49152, 576, 1);
-  const int cold_q41 = 240;  // 240 x 553 KB = 133 MB
-  char *q41 = make_matrix(LK_Q4_1, 1536, 576, cold_q41);
-  const int cold_q80 = 4;  // 4 x 30 MB
-  char *q80 = make_matrix(LK_Q8_0, 49152, 576, cold_q80);
+  const int cold = 240;
+  char *q41 = make_matrix(LK_Q4_1, 1536, 576, cold);
+  const int64_t q41_bytes = lk_row_bytes(LK_Q4_1, 576) * 1536, head_bytes = lk_row_bytes(LK_Q8_0, 576) * 49152;
   char *x41 = make_act(LK_Q4_1, 1536, 512), *x80 = make_act(LK_Q8_0, 576, 1);
-  float *y = aligned_alloc(64, sizeof(float) * 49152 * 4);
+  const int64_t xb41 = lk_act_row_bytes(LK_Q4_1, 576);
+  float *y = aligned_alloc(64, sizeof(float) * 49152);
   float *Y = aligned_alloc(64, sizeof(float) * 1536 * 512);
+  lk_pool *pools[2] = {lk_pool_create(1), lk_pool_create(2)};
 
-  printf("%-7s %3s %12s %12s %12s %12s %10s %12s\n", "isa", "thr", "Q4_1 hot", "Q4_1 cold", "Q8_0 hot",
-         "Q8_0 cold", "model", "matmul");
-  printf("%-7s %3s %12s %12s %12s %12s %10s %12s\n", "", "", "GB/s", "GB/s", "GB/s", "GB/s", "tok/s", "GFLOP/s");
-  for (int isa = 0; isa <= best; isa++) {
-    lk_set_isa(isa);
+  for (int round = 0; round < ROUNDS; round++)
+    for (int isa = 0; isa <= best; isa++)
+      for (int nth = 1; nth <= 2; nth++) {
+        lk_set_isa(isa);
+        lk_pool *pool = pools[nth - 1];
+        double *s[NMET];
+        for (int m = 0; m < NMET; m++) s[m] = &samples[isa * 2 + nth - 1][m][round];
+        int reps = isa ? 20 : 2;
+        double t0 = now();
+        for (int i = 0; i < reps; i++) lk_matvec_mt(pool, LK_Q4_1, y, q41, x41, 576, 1536);
+        *s[0] = (now() - t0) / reps;
+        int n = isa ? cold : 12;
+        t0 = now();
+        for (int c = 0; c < n; c++) lk_matvec_mt(pool, LK_Q4_1, y, q41 + c * q41_bytes, x41, 576, 1536);
+        *s[1] = (now() - t0) / n;
+        t0 = now();
+        lk_matvec_mt(pool, LK_Q8_0, y, head, x80, 576, 49152);
+        *s[2] = now() - t0;
+        t0 = now();
+        for (int l = 0; l < 30; l++)
+          for (int m = 0; m < 7; m++) lk_matvec_mt(pool, LK_Q4_1, y, model[l][m], x41, shape[m][1], shape[m][0]);
+        lk_matvec_mt(pool, LK_Q8_0, y, head, x80, 576, 49152);
+        *s[3] = now() - t0;
+        if (isa || round < 3) {
+          t0 = now();
+          lk_matmul_mt(pool, LK_Q4_1, Y, 1536, q41, x41, xb41, 512, 576, 1536);
+          *s[4] = now() - t0;
+        } else {
+          *s[4] = 1e9;
+        }
+        t0 = now();
+        for (int i = 0; i < 2000; i++) lk_pool_run(pool, nop, NULL);
+        *s[5] = (now() - t0) / 2000;
+      }
+
+  printf("%-7s %3s %14s %14s %14s %14s %16s %12s\n", "isa", "thr", "q41 hot GB/s", "q41 cold GB/s", "q80 head GB/s",
+         "model tok/s", "matmul GFLOP/s", "pool us");
+  for (int isa = 0; isa <= best; isa++)
     for (int nth = 1; nth <= 2; nth++) {
-      lk_pool *pool = lk_pool_create(nth);
-      double q41h = bench_matvec(pool, LK_Q4_1, 1536, 576, 1, q41, x41, y);
-      double q41c = bench_matvec(pool, LK_Q4_1, 1536, 576, cold_q41, q41, x41, y);
-      double q80h = bench_matvec(pool, LK_Q8_0, 49152, 576, 1, q80, x80, y);
-      double q80c = bench_matvec(pool, LK_Q8_0, 49152, 576, cold_q80, q80, x80, y);
-      // the whole per-token matvec set (activations reused; the point is the weight traffic)
-      double tps = 0;
-      for (int round = 0; round < 3; round++) {
-        int tokens = 0;
-        double t0 = now(), el;
-        do {
-          for (int l = 0; l < nlayer; l++)
-            for (int m = 0; m < 7; m++)
-              lk_matvec_mt(pool, layer[m].type, y, model[l][m], x41, layer[m].cols, layer[m].rows);
-          lk_matvec_mt(pool, LK_Q8_0, y, head, x80, 576, 49152);
-          tokens++;
-          el = now() - t0;
-        } while (el < 0.3);
-        if (tokens / el > tps) tps = tokens / el;
+      double best_[NMET], med[NMET];
+      for (int m = 0; m < NMET; m++) {
+        double *v = samples[isa * 2 + nth - 1][m];
+        qsort(v, ROUNDS, sizeof(double), cmp);
+        best_[m] = v[0];
+        med[m] = v[ROUNDS / 2];
       }
-      // prefill GEMM
-      double gf = 0;
-      int64_t xb = lk_act_row_bytes(LK_Q4_1, 576);
-      for (int round = 0; round < 3; round++) {
-        int iters = 0;
-        double t0 = now(), el;
-        do {
-          lk_matmul_mt(pool, LK_Q4_1, Y, 1536, q41, x41, xb, 512, 576, 1536);
-          iters++;
-          el = now() - t0;
-        } while (el < (isa ? 0.3 : 1.0));
-        double g = 2.0 * 1536 * 576 * 512 * iters / el / 1e9;
-        if (g > gf) gf = g;
-      }
-      printf("%-7s %3d %12.1f %12.1f %12.1f %12.1f %10.1f %12.1f\n", isa_name[isa], nth, q41h, q41c, q80h, q80c, tps,
-             gf);
-      fflush(stdout);
-      lk_pool_destroy(pool);
+      double flop = 2.0 * 1536 * 576 * 512;
+      printf("%-7s %3d %6.1f (%5.1f) %6.1f (%5.1f) %6.1f (%5.1f) %6.0f (%5.0f) %7.0f (%6.0f) %5.2f (%4.2f)\n",
+             isa_name[isa], nth, q41_bytes / best_[0] / 1e9, q41_bytes / med[0] / 1e9, q41_bytes / best_[1] / 1e9,
+             q41_bytes / med[1] / 1e9, head_bytes / best_[2] / 1e9, head_bytes / med[2] / 1e9, 1 / best_[3],
+             1 / med[3], flop / best_[4] / 1e9, isa || ROUNDS / 2 < 3 ? flop / med[4] / 1e9 : flop / best_[4] / 1e9,
+             best_[5] * 1e6, med[5] * 1e6);
     }
-  }
-  // pool latency
-  lk_pool *pool = lk_pool_create(2);
-  extern void lk_bench_nop(void *, int, int);
-  for (int round = 0; round < 2; round++) {
-    int n = 200000;
-    double t0 = now();
-    for (int i = 0; i < n; i++) lk_pool_run(pool, lk_bench_nop, NULL);
-    printf("lk_pool_run (2 threads, empty job): %.2f us\n", (now() - t0) / n * 1e6);
-  }
-  lk_pool_destroy(pool);
+  lk_pool_destroy(pools[0]);
+  lk_pool_destroy(pools[1]);
   return 0;
 }
-
-void lk_bench_nop(void *ctx, int ith, int nth) { (void)ctx, (void)ith, (void)nth; }

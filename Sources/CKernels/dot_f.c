@@ -4,6 +4,8 @@
 
 #if LK_X86
 
+#define PF_BYTES 8192  // matvec: prefetch distance (see dot_q32_avx512.c)
+
 // ---- AVX-512 -------------------------------------------------------------------------------
 /// 16 weights from column c of a row (masked: only lanes in m are loaded).
 LK_AVX512 LK_INLINE __m512 wload16(int wtype, const void *row, int64_t c, __mmask16 m) {
@@ -32,6 +34,12 @@ LK_AVX512 LK_INLINE void mvf_tile(int wtype, int NR, const char *w0, int64_t rb,
   }
 MVF_INST(F32, 4) MVF_INST(F32, 1) MVF_INST(F16, 4) MVF_INST(F16, 1) MVF_INST(BF16, 4) MVF_INST(BF16, 1)
 
+/// Prefetches (into L2) the bytes of rows [r, r + 4) shifted PF_BYTES ahead, within [.., end).
+LK_INLINE void prefetch_ahead(const char *W, int64_t rb, int64_t r, const char *end) {
+  const char *p = W + r * rb + PF_BYTES;
+  for (int64_t o = 0; o < 4 * rb && p + o < end; o += 64) _mm_prefetch(p + o, _MM_HINT_T1);
+}
+
 LK_AVX512 void lk_mv_f_avx512(int wtype, float *y, const void *W, const float *x, int64_t ncols, int64_t r0,
                               int64_t r1) {
   void (*f4)(const char *, int64_t, const float *, int64_t, float *) =
@@ -39,7 +47,11 @@ LK_AVX512 void lk_mv_f_avx512(int wtype, float *y, const void *W, const float *x
   void (*f1)(const char *, int64_t, const float *, int64_t, float *) =
       wtype == LK_F32 ? mvf512_F32_1 : wtype == LK_F16 ? mvf512_F16_1 : mvf512_BF16_1;
   int64_t rb = lk_row_bytes(wtype, ncols), r = r0;
-  for (; r + 4 <= r1; r += 4) f4((const char *)W + r * rb, rb, x, ncols, y + (r - r0));
+  const char *end = (const char *)W + r1 * rb;
+  for (; r + 4 <= r1; r += 4) {
+    prefetch_ahead(W, rb, r, end);
+    f4((const char *)W + r * rb, rb, x, ncols, y + (r - r0));
+  }
   for (; r < r1; r++) f1((const char *)W + r * rb, rb, x, ncols, y + (r - r0));
 }
 
@@ -147,7 +159,11 @@ LK_AVX2 void lk_mv_f_avx2(int wtype, float *y, const void *W, const float *x, in
   void (*f1)(const char *, int64_t, const float *, int64_t, float *) =
       wtype == LK_F32 ? mvf2_F32_1 : wtype == LK_F16 ? mvf2_F16_1 : mvf2_BF16_1;
   int64_t rb = lk_row_bytes(wtype, ncols), r = r0;
-  for (; r + 4 <= r1; r += 4) f4((const char *)W + r * rb, rb, x, ncols, y + (r - r0));
+  const char *end = (const char *)W + r1 * rb;
+  for (; r + 4 <= r1; r += 4) {
+    prefetch_ahead(W, rb, r, end);
+    f4((const char *)W + r * rb, rb, x, ncols, y + (r - r0));
+  }
   for (; r < r1; r++) f1((const char *)W + r * rb, rb, x, ncols, y + (r - r0));
 }
 

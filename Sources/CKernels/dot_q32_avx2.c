@@ -1,27 +1,35 @@
-// AVX2 products of Q4_0 / Q4_1 / Q8_0 weights with Q8_0 / Q8_1 activations, one 32-element
-// block per 256-bit vector: vpmaddubsw + vpmaddwd for the block dot, then one FMA with the
-// block's scale. Q4 nibbles stay unsigned with the same per-block corrections as the AVX-512
-// path (see dot_q32_avx512.c); Q8_0 uses |w| · sign(x, w).
+// AVX2 products of Q4_0 / Q4_1 / Q8_0 weights with Q8_0 / Q8_1 activations: the AVX-512 design
+// (see dot_q32_avx512.c) at half width. A tile is 4 rows; one 256-bit vector holds the same
+// block half of 2 rows (16 bytes each), vpmaddubsw + vpmaddwd give 4 int32 partial sums per row.
+// Q4 nibbles stay unsigned with the same per-block corrections as the AVX-512 path; Q8_0 uses
+// |w| · sign(x, w) (w + 128 would overflow vpmaddubsw's int16 sums) and needs no correction.
 #include "internal.h"
 
 #if LK_X86
 
-enum { KCV = 256 };         // matvec: activation blocks prepared at once
-enum { KCM = 64, TT = 8 };  // matmul: blocks per column chunk, tokens prepared at once
+enum { KC = 128 };   // blocks of a row per column chunk (4096 columns)
+enum { TT = 16 };    // matmul: tokens prepared at once
+enum { NTMAX = 4 };  // matmul: tokens per register tile
+#define PF_BYTES 8192
+#define PF_HINT _MM_HINT_T1
 
 LK_INLINE int wbytes(int wtype) { return wtype == LK_Q4_0 ? 18 : wtype == LK_Q4_1 ? 20 : 34; }
+LK_INLINE int xbytes(int wtype) { return wtype == LK_Q4_1 ? 36 : 34; }
 
-/// Activation blocks [kb0, kb0 + nkb) copied to qs (32-byte aligned), with scales and corrections.
-LK_AVX2 LK_INLINE void prep_x(int wtype, const uint8_t *xrow, int64_t kb0, int nkb, int8_t *qs, float *dx,
-                              float *cx) {
-  const int xbs = wtype == LK_Q4_1 ? 36 : 34, xoff = xbs - 32;
+/// Activation coefficients of one row chunk, zero padded to an even number of blocks.
+typedef struct {
+  _Alignas(32) float dx[KC];  // (block) activation scale
+  _Alignas(32) float cx[KC];  // (block) correction coefficient (0 for Q8_0)
+} xcoef;
+
+LK_AVX2 LK_INLINE void prep_x(int wtype, const uint8_t *xrow, int nkb, xcoef *c) {
+  const int xbs = xbytes(wtype), xoff = xbs - 32;
   const float k = wtype == LK_Q4_0 ? -8.0f : wtype == LK_Q4_1 ? 1.0f : 0.0f;
-  const __m256i ones8 = _mm256_set1_epi8(1);
-  const __m256i ones16 = _mm256_set1_epi16(1);
-  for (int b = 0; b < nkb; b++) {
-    const uint8_t *p = xrow + (kb0 + b) * xbs;
+  const __m256i ones8 = _mm256_set1_epi8(1), ones16 = _mm256_set1_epi16(1);
+  int b = 0;
+  for (; b < nkb; b++) {
+    const uint8_t *p = xrow + b * xbs;
     __m256i v = _mm256_loadu_si256((const __m256i *)(p + xoff));
-    _mm256_store_si256((__m256i *)(qs + 32 * b), v);
     __m256i s8 = _mm256_madd_epi16(_mm256_maddubs_epi16(ones8, v), ones16);
     __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(s8), _mm256_extracti128_si256(s8, 1));
     s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0x4e));
@@ -29,218 +37,250 @@ LK_AVX2 LK_INLINE void prep_x(int wtype, const uint8_t *xrow, int64_t kb0, int n
     uint16_t dh;
     memcpy(&dh, p, 2);
     float d = _cvtsh_ss(dh);
-    dx[b] = d;
-    cx[b] = k * d * (float)_mm_cvtsi128_si32(s4);
+    c->dx[b] = d;
+    c->cx[b] = k * d * (float)_mm_cvtsi128_si32(s4);
   }
-  for (int b = nkb; b < ((nkb + 7) & ~7); b++) dx[b] = cx[b] = 0;
+  if (b & 1) c->dx[b] = c->cx[b] = 0;
 }
 
-/// One weight block as 32 bytes for vpmaddubsw: nibbles (unsigned) or |w| for Q8_0.
-LK_AVX2 LK_INLINE __m256i unpack1(int wtype, const uint8_t *w) {
-  if (wtype == LK_Q8_0) return _mm256_loadu_si256((const __m256i *)(w + 2));
-  __m128i q = _mm_loadu_si128((const __m128i *)(w + wbytes(wtype) - 16));
-  __m256i v = _mm256_inserti128_si256(_mm256_castsi128_si256(q), _mm_srli_epi16(q, 4), 1);
-  return _mm256_and_si256(v, _mm256_set1_epi8(0x0F));
-}
-
-/// i32 partial sums (8 lanes) of one block dot.
-LK_AVX2 LK_INLINE __m256i block_dot(int wtype, __m256i w, __m256i x) {
-  const __m256i ones16 = _mm256_set1_epi16(1);
-  if (wtype == LK_Q8_0) return _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(x, w)), ones16);
-  return _mm256_madd_epi16(_mm256_maddubs_epi16(w, x), ones16);
-}
-
-/// dw and cw of up to 8 consecutive blocks starting at w (n valid).
-LK_AVX2 LK_INLINE void gather_scales(int wtype, const uint8_t *w, int n, __m256 *dw, __m256 *cw) {
-  const __m256i idx = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32(wbytes(wtype)));
-  __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-  __m256i raw = _mm256_mask_i32gather_epi32(_mm256_setzero_si256(), (const int *)w, idx, mask, 1);
-  __m256i lo = _mm256_and_si256(raw, _mm256_set1_epi32(0xFFFF));
-  *dw = _mm256_cvtph_ps(_mm_packus_epi32(_mm256_castsi256_si128(lo), _mm256_extracti128_si256(lo, 1)));
+/// Raw scale fields of 4 rows, [block][row]: Q4_1 -> uint32 (d | m << 16), others -> uint16 d,
+/// zero padded to an even number of blocks.
+LK_INLINE void copy_scales(int wtype, const uint8_t *const w[4], int nkb, void *dst) {
+  const int bs = wbytes(wtype);
+  int nb2 = (nkb + 1) & ~1;
   if (wtype == LK_Q4_1) {
-    __m256i hi = _mm256_srli_epi32(raw, 16);
+    uint32_t *d = dst;
+    for (int b = 0; b < nkb; b++)
+      for (int r = 0; r < 4; r++) memcpy(d + 4 * b + r, w[r] + b * bs, 4);
+    for (int b = nkb; b < nb2; b++)
+      for (int r = 0; r < 4; r++) d[4 * b + r] = 0;
+  } else {
+    uint16_t *d = dst;
+    for (int b = 0; b < nkb; b++)
+      for (int r = 0; r < 4; r++) memcpy(d + 4 * b + r, w[r] + b * bs, 2);
+    for (int b = nkb; b < nb2; b++)
+      for (int r = 0; r < 4; r++) d[4 * b + r] = 0;
+  }
+}
+
+/// dw and cw of blocks [b, b + 2) of the tile, [block][row] (8 lanes).
+LK_AVX2 LK_INLINE void load_scales(int wtype, const void *sc, int b, __m256 *dw, __m256 *cw) {
+  if (wtype == LK_Q4_1) {
+    __m256i raw = _mm256_loadu_si256((const __m256i *)((const uint32_t *)sc + 4 * b));
+    __m256i lo = _mm256_and_si256(raw, _mm256_set1_epi32(0xFFFF)), hi = _mm256_srli_epi32(raw, 16);
+    *dw = _mm256_cvtph_ps(_mm_packus_epi32(_mm256_castsi256_si128(lo), _mm256_extracti128_si256(lo, 1)));
     *cw = _mm256_cvtph_ps(_mm_packus_epi32(_mm256_castsi256_si128(hi), _mm256_extracti128_si256(hi, 1)));
   } else {
-    *cw = *dw;
+    *dw = *cw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)sc + 4 * b)));
   }
 }
 
-LK_AVX2 LK_INLINE float hsum8(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
+/// Two per-block values v[b], v[b+1] as [v_b × 4, v_b+1 × 4].
+LK_AVX2 LK_INLINE __m256 expand2(const float *v) {
+  return _mm256_insertf128_ps(_mm256_castps128_ps256(_mm_broadcast_ss(v)), _mm_broadcast_ss(v + 1), 1);
 }
 
-// ---- matvec ----------------------------------------------------------------------------------
-typedef struct {
-  _Alignas(32) int8_t qs[KCV * 32];  // (nkb, 32)
-  _Alignas(32) float dx[KCV + 8];    // (nkb) zero padded to 8
-  _Alignas(32) float cx[KCV + 8];    // (nkb)
-} xprep_v;
+/// From a [block][row] vector of 2 blocks: block k's scales for rows (2h, 2h+1) as [× 4, × 4].
+LK_AVX2 LK_INLINE __m256 spread(__m256 v, int k, int h) {
+  int i = 4 * k + 2 * h;
+  return _mm256_permutevar8x32_ps(v, _mm256_setr_epi32(i, i, i, i, i + 1, i + 1, i + 1, i + 1));
+}
 
-LK_AVX2 LK_INLINE void mv_tile(int wtype, int NR, const uint8_t *w0, int64_t rb, const xprep_v *xp, int nkb,
-                               float *out) {
+/// Block b of the 4 rows: lo[h] / hi[h] hold rows (2h, 2h+1), elements 0..15 / 16..31.
+LK_AVX2 LK_INLINE void unpack4(int wtype, const uint8_t *const w[4], int b, __m256i lo[2], __m256i hi[2]) {
   const int bs = wbytes(wtype);
-  __m256 acc[4];
-  for (int r = 0; r < NR; r++) acc[r] = _mm256_setzero_ps();
-  for (int g = 0; g < nkb; g += 8) {
-    int n = nkb - g < 8 ? nkb - g : 8;
-    __m256 dx8 = _mm256_load_ps(xp->dx + g), cx8 = _mm256_load_ps(xp->cx + g);
-    __m256 dd[4];
-    for (int r = 0; r < NR; r++) {
-      __m256 dw, cw;
-      gather_scales(wtype, w0 + r * rb + g * bs, n, &dw, &cw);
-      if (wtype != LK_Q8_0) acc[r] = _mm256_fmadd_ps(cw, cx8, acc[r]);
-      dd[r] = _mm256_mul_ps(dw, dx8);
+  for (int h = 0; h < 2; h++) {
+    const uint8_t *p0 = w[2 * h] + b * bs, *p1 = w[2 * h + 1] + b * bs;
+    if (wtype == LK_Q8_0) {
+      __m256i a = _mm256_loadu_si256((const __m256i *)(p0 + 2)), c = _mm256_loadu_si256((const __m256i *)(p1 + 2));
+      lo[h] = _mm256_permute2x128_si256(a, c, 0x20);
+      hi[h] = _mm256_permute2x128_si256(a, c, 0x31);
+    } else {
+      const int off = bs - 16;
+      __m256i q = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)(p0 + off))),
+                                          _mm_loadu_si128((const __m128i *)(p1 + off)), 1);
+      const __m256i m4 = _mm256_set1_epi8(0x0F);
+      lo[h] = _mm256_and_si256(q, m4);
+      hi[h] = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
     }
-    for (int b = 0; b < n; b++) {
-      __m256i x = _mm256_load_si256((const __m256i *)(xp->qs + 32 * (g + b)));
-      __m256i bi = _mm256_set1_epi32(b);
-      for (int r = 0; r < NR; r++) {
-        __m256i dot = block_dot(wtype, unpack1(wtype, w0 + r * rb + (g + b) * bs), x);
-        acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), _mm256_permutevar8x32_ps(dd[r], bi), acc[r]);
+  }
+}
+
+/// int32 partial sums (4 per row) of rows (2h, 2h+1) of block b with activation block qs.
+LK_AVX2 LK_INLINE __m256i dot2(int wtype, __m256i lo, __m256i hi, const uint8_t *xqs) {
+  __m256i xl = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)xqs));
+  __m256i xh = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(xqs + 16)));
+  const __m256i ones = _mm256_set1_epi16(1);
+  if (wtype == LK_Q8_0) {
+    __m256i pl = _mm256_maddubs_epi16(_mm256_sign_epi8(lo, lo), _mm256_sign_epi8(xl, lo));
+    __m256i ph = _mm256_maddubs_epi16(_mm256_sign_epi8(hi, hi), _mm256_sign_epi8(xh, hi));
+    return _mm256_add_epi32(_mm256_madd_epi16(pl, ones), _mm256_madd_epi16(ph, ones));
+  }
+  __m256i p = _mm256_add_epi16(_mm256_maddubs_epi16(lo, xl), _mm256_maddubs_epi16(hi, xh));
+  return _mm256_madd_epi16(p, ones);
+}
+
+/// Row sums of the two accumulators (rows 0,1 and rows 2,3; 4 lanes per row) as [r0..r3].
+LK_AVX2 LK_INLINE __m128 rowsums(__m256 a01, __m256 a23) {
+  __m256 h = _mm256_hadd_ps(a01, a23);
+  h = _mm256_hadd_ps(h, h);  // lanes 0,1 = r0, r2; lanes 4,5 = r1, r3
+  return _mm_unpacklo_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+}
+
+/// Sums of lanes r and 4 + r of a [block][row] accumulator, as [r0..r3].
+LK_AVX2 LK_INLINE __m128 blocksums(__m256 a) { return _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1)); }
+
+// ---- matvec ----------------------------------------------------------------------------------
+LK_AVX2 LK_INLINE void mv_tile(int wtype, const uint8_t *const w[4], const uint8_t *xrow, const xcoef *xc, int nkb,
+                               const void *sc, float *out) {
+  const int xbs = xbytes(wtype), xoff = xbs - 32;
+  __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()}, corr = _mm256_setzero_ps();
+  for (int b2 = 0; b2 < nkb; b2 += 2) {
+    __m256 dw, cw;
+    load_scales(wtype, sc, b2, &dw, &cw);
+    if (wtype != LK_Q8_0) corr = _mm256_fmadd_ps(cw, expand2(xc->cx + b2), corr);
+    __m256 dd = _mm256_mul_ps(dw, expand2(xc->dx + b2));
+    int nb = nkb - b2 < 2 ? nkb - b2 : 2;
+    for (int k = 0; k < nb; k++) {
+      __m256i lo[2], hi[2];
+      unpack4(wtype, w, b2 + k, lo, hi);
+      for (int h = 0; h < 2; h++) {
+        __m256i dot = dot2(wtype, lo[h], hi[h], xrow + (b2 + k) * xbs + xoff);
+        acc[h] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), spread(dd, k, h), acc[h]);
       }
     }
   }
-  for (int r = 0; r < NR; r++) out[r] = hsum8(acc[r]);
+  _mm_storeu_ps(out, _mm_add_ps(rowsums(acc[0], acc[1]), blocksums(corr)));
 }
 
-#define MV_INST(T)                                                                                          \
-  static LK_AVX2 __attribute__((noinline)) void mv4_##T(const uint8_t *w0, int64_t rb, const xprep_v *xp,   \
-                                                        int nkb, float *out) {                              \
-    mv_tile(LK_##T, 4, w0, rb, xp, nkb, out);                                                               \
-  }                                                                                                         \
-  static LK_AVX2 __attribute__((noinline)) void mv1_##T(const uint8_t *w0, int64_t rb, const xprep_v *xp,   \
-                                                        int nkb, float *out) {                              \
-    mv_tile(LK_##T, 1, w0, rb, xp, nkb, out);                                                               \
+#define MV_INST(T)                                                                                            \
+  static LK_AVX2 __attribute__((noinline)) void mv_##T(const uint8_t *const w[4], const uint8_t *xrow,        \
+                                                       const xcoef *xc, int nkb, const void *sc, float *out) { \
+    mv_tile(LK_##T, w, xrow, xc, nkb, sc, out);                                                               \
   }
 MV_INST(Q4_0)
 MV_INST(Q4_1)
 MV_INST(Q8_0)
 
-typedef void (*mv_tile_fn)(const uint8_t *, int64_t, const xprep_v *, int, float *);
+typedef void (*mv_tile_fn)(const uint8_t *const[4], const uint8_t *, const xcoef *, int, const void *, float *);
+
+/// Row pointers of the tile starting at row r (rows past r1 repeat the last valid row).
+LK_INLINE void tile_rows(const uint8_t *wc, int64_t rb, int64_t r, int64_t r1, const uint8_t *w[4]) {
+  for (int i = 0; i < 4; i++) w[i] = wc + (r + i < r1 ? r + i : r1 - 1) * rb;
+}
 
 LK_AVX2 void lk_mv_q32_avx2(int wtype, float *y, const void *W, const void *xq, int64_t ncols, int64_t r0,
                             int64_t r1) {
-  mv_tile_fn f4 = wtype == LK_Q4_0 ? mv4_Q4_0 : wtype == LK_Q4_1 ? mv4_Q4_1 : mv4_Q8_0;
-  mv_tile_fn f1 = wtype == LK_Q4_0 ? mv1_Q4_0 : wtype == LK_Q4_1 ? mv1_Q4_1 : mv1_Q8_0;
-  const int bs = wbytes(wtype);
+  mv_tile_fn f = wtype == LK_Q4_0 ? mv_Q4_0 : wtype == LK_Q4_1 ? mv_Q4_1 : mv_Q8_0;
+  const int bs = wbytes(wtype), xbs = xbytes(wtype);
   const int64_t nb = ncols / QK, rb = nb * bs;
-  xprep_v xp;
-  for (int64_t kb0 = 0; kb0 < nb; kb0 += KCV) {
-    int nkb = (int)(nb - kb0 < KCV ? nb - kb0 : KCV);
-    prep_x(wtype, xq, kb0, nkb, xp.qs, xp.dx, xp.cx);
-    const uint8_t *wc = (const uint8_t *)W + kb0 * bs;
+  xcoef xc;
+  _Alignas(32) uint32_t sc[2][KC * 4];  // (tile parity, block, row) raw scales
+  for (int64_t kb0 = 0; kb0 < nb; kb0 += KC) {
+    int nkb = (int)(nb - kb0 < KC ? nb - kb0 : KC);
+    const uint8_t *xrow = (const uint8_t *)xq + kb0 * xbs;
+    prep_x(wtype, xrow, nkb, &xc);
+    const uint8_t *wc = (const uint8_t *)W + kb0 * bs, *wend = wc + r1 * rb;
+    for (const uint8_t *p = wc + r0 * rb; p < wc + r0 * rb + PF_BYTES && p < wend; p += 64) _mm_prefetch((const char *)p, PF_HINT);
+    const uint8_t *w[4], *wn[4];
+    tile_rows(wc, rb, r0, r1, w);
+    copy_scales(wtype, w, nkb, sc[0]);
     float out[4];
-    int64_t r = r0;
-    for (; r + 4 <= r1; r += 4) {
-      f4(wc + r * rb, rb, &xp, nkb, out);
-      for (int i = 0; i < 4; i++) y[r - r0 + i] = kb0 ? y[r - r0 + i] + out[i] : out[i];
-    }
-    for (; r < r1; r++) {
-      f1(wc + r * rb, rb, &xp, nkb, out);
-      y[r - r0] = kb0 ? y[r - r0] + out[0] : out[0];
+    for (int64_t r = r0, i = 0; r < r1; r += 4, i++) {
+      const uint8_t *pf = wc + r * rb + PF_BYTES;
+      for (int64_t o = 0; o < 4 * rb && pf + o < wend; o += 64) _mm_prefetch((const char *)(pf + o), PF_HINT);
+      if (r + 4 < r1) {
+        tile_rows(wc, rb, r + 4, r1, wn);
+        copy_scales(wtype, wn, nkb, sc[(i + 1) & 1]);
+      }
+      f(w, xrow, &xc, nkb, sc[i & 1], out);
+      int n = r1 - r < 4 ? (int)(r1 - r) : 4;
+      for (int j = 0; j < n; j++) y[r - r0 + j] = kb0 ? y[r - r0 + j] + out[j] : out[j];
+      if (r + 4 < r1) memcpy(w, wn, sizeof w);
     }
   }
 }
 
 // ---- matmul ----------------------------------------------------------------------------------
-typedef struct {
-  _Alignas(32) int8_t qs[TT][KCM * 32];  // (token, nkb, 32)
-  _Alignas(32) float dx[TT][KCM + 8];    // (token, nkb)
-  _Alignas(32) float cx[TT][KCM + 8];    // (token, nkb)
-} xprep_m;
-
-typedef struct {
-  _Alignas(32) float dw[4][KCM + 8];  // (row, nkb)
-  _Alignas(32) float cw[4][KCM + 8];  // (row, nkb)
-} wprep_m;
-
-LK_AVX2 LK_INLINE void prep_w(int wtype, int NR, const uint8_t *w0, int64_t rb, int nkb, wprep_m *wp) {
-  const int bs = wbytes(wtype);
-  for (int r = 0; r < NR; r++)
-    for (int g = 0; g < nkb; g += 8) {
-      __m256 dw, cw;
-      gather_scales(wtype, w0 + r * rb + g * bs, nkb - g < 8 ? nkb - g : 8, &dw, &cw);
-      _mm256_store_ps(wp->dw[r] + g, dw);
-      _mm256_store_ps(wp->cw[r] + g, cw);
-    }
-}
-
-/// NR rows × NT tokens (NT <= 2) over one chunk: out[t * 4 + r].
-LK_AVX2 LK_INLINE void mm_tile(int wtype, int NR, int NT, const uint8_t *w0, int64_t rb, const wprep_m *wp,
-                               const xprep_m *xp, int t0, int nkb, float *out) {
-  const int bs = wbytes(wtype);
-  __m256 acc[4][2];
-  for (int r = 0; r < NR; r++)
-    for (int t = 0; t < NT; t++) acc[r][t] = _mm256_setzero_ps();
-  if (wtype != LK_Q8_0)
-    for (int g = 0; g < nkb; g += 8)
-      for (int r = 0; r < NR; r++) {
-        __m256 cw = _mm256_load_ps(wp->cw[r] + g);
-        for (int t = 0; t < NT; t++) acc[r][t] = _mm256_fmadd_ps(cw, _mm256_load_ps(xp->cx[t0 + t] + g), acc[r][t]);
+LK_AVX2 LK_INLINE void mm_tile(int wtype, int NT, const uint8_t *const w[4], const uint8_t *const *xrows,
+                               const xcoef *xc, int nkb, const void *sc, float *out) {
+  const int xbs = xbytes(wtype), xoff = xbs - 32;
+  for (int t = 0; t < NT; t++) {
+    __m256 corr = _mm256_setzero_ps();
+    if (wtype != LK_Q8_0)
+      for (int b2 = 0; b2 < nkb; b2 += 2) {
+        __m256 dw, cw;
+        load_scales(wtype, sc, b2, &dw, &cw);
+        corr = _mm256_fmadd_ps(cw, expand2(xc[t].cx + b2), corr);
       }
-  for (int b = 0; b < nkb; b++) {
-    __m256i wv[4];
-    for (int r = 0; r < NR; r++) wv[r] = unpack1(wtype, w0 + r * rb + b * bs);
-    for (int t = 0; t < NT; t++) {
-      __m256i x = _mm256_load_si256((const __m256i *)(xp->qs[t0 + t] + 32 * b));
-      __m256 u = _mm256_broadcast_ss(xp->dx[t0 + t] + b);
-      for (int r = 0; r < NR; r++) {
-        __m256 f = _mm256_mul_ps(_mm256_cvtepi32_ps(block_dot(wtype, wv[r], x)), _mm256_broadcast_ss(wp->dw[r] + b));
-        acc[r][t] = _mm256_fmadd_ps(f, u, acc[r][t]);
+    _mm_storeu_ps(out + 4 * t, blocksums(corr));
+  }
+  __m256 acc[NTMAX][2];
+  for (int t = 0; t < NT; t++) acc[t][0] = acc[t][1] = _mm256_setzero_ps();
+  for (int b2 = 0; b2 < nkb; b2 += 2) {
+    __m256 dw, cw;
+    load_scales(wtype, sc, b2, &dw, &cw);
+    int nb = nkb - b2 < 2 ? nkb - b2 : 2;
+    for (int k = 0; k < nb; k++) {
+      const int b = b2 + k;
+      __m256i lo[2], hi[2];
+      unpack4(wtype, w, b, lo, hi);
+      __m256 s0 = spread(dw, k, 0), s1 = spread(dw, k, 1);
+      for (int t = 0; t < NT; t++) {
+        const uint8_t *xb = xrows[t] + b * xbs + xoff;
+        __m256 u = _mm256_broadcast_ss(xc[t].dx + b);
+        __m256 f0 = _mm256_mul_ps(_mm256_cvtepi32_ps(dot2(wtype, lo[0], hi[0], xb)), s0);
+        __m256 f1 = _mm256_mul_ps(_mm256_cvtepi32_ps(dot2(wtype, lo[1], hi[1], xb)), s1);
+        acc[t][0] = _mm256_fmadd_ps(f0, u, acc[t][0]);
+        acc[t][1] = _mm256_fmadd_ps(f1, u, acc[t][1]);
       }
     }
   }
-  for (int t = 0; t < NT; t++)
-    for (int r = 0; r < NR; r++) out[4 * t + r] = hsum8(acc[r][t]);
+  for (int t = 0; t < NT; t++) _mm_storeu_ps(out + 4 * t, _mm_add_ps(_mm_loadu_ps(out + 4 * t), rowsums(acc[t][0], acc[t][1])));
 }
 
-#define MM_INST(T, NR, NT)                                                                                  \
-  static LK_AVX2 __attribute__((noinline)) void mm_##T##_##NR##_##NT(                                       \
-      const uint8_t *w0, int64_t rb, const wprep_m *wp, const xprep_m *xp, int t0, int nkb, float *out) {   \
-    mm_tile(LK_##T, NR, NT, w0, rb, wp, xp, t0, nkb, out);                                                  \
+#define MM_INST(T, NT)                                                                                      \
+  static LK_AVX2 __attribute__((noinline)) void mm_##T##_##NT(const uint8_t *const w[4],                   \
+                                                              const uint8_t *const *xrows, const xcoef *xc, \
+                                                              int nkb, const void *sc, float *out) {        \
+    mm_tile(LK_##T, NT, w, xrows, xc, nkb, sc, out);                                                        \
   }
-#define MM_INST_T(T) MM_INST(T, 4, 2) MM_INST(T, 4, 1) MM_INST(T, 1, 2) MM_INST(T, 1, 1)
+#define MM_INST_T(T) MM_INST(T, 4) MM_INST(T, 2) MM_INST(T, 1)
 MM_INST_T(Q4_0)
 MM_INST_T(Q4_1)
 MM_INST_T(Q8_0)
 
-typedef void (*mm_tile_fn)(const uint8_t *, int64_t, const wprep_m *, const xprep_m *, int, int, float *);
-
-static LK_AVX2 __attribute__((noinline)) void prep_wn(int wtype, int nr, const uint8_t *w0, int64_t rb, int nkb,
-                                                      wprep_m *wp) {
-  if (wtype == LK_Q4_1) prep_w(LK_Q4_1, nr, w0, rb, nkb, wp);
-  else if (wtype == LK_Q4_0) prep_w(LK_Q4_0, nr, w0, rb, nkb, wp);
-  else prep_w(LK_Q8_0, nr, w0, rb, nkb, wp);
-}
+typedef void (*mm_tile_fn)(const uint8_t *const[4], const uint8_t *const *, const xcoef *, int, const void *, float *);
 
 LK_AVX2 void lk_mm_q32_avx2(int wtype, float *Y, int64_t ldy, const void *W, const void *Xq, int64_t xstride,
                             int64_t ntok, int64_t ncols, int64_t r0, int64_t r1) {
-  mm_tile_fn f42, f41, f12, f11;
-  if (wtype == LK_Q4_0) f42 = mm_Q4_0_4_2, f41 = mm_Q4_0_4_1, f12 = mm_Q4_0_1_2, f11 = mm_Q4_0_1_1;
-  else if (wtype == LK_Q4_1) f42 = mm_Q4_1_4_2, f41 = mm_Q4_1_4_1, f12 = mm_Q4_1_1_2, f11 = mm_Q4_1_1_1;
-  else f42 = mm_Q8_0_4_2, f41 = mm_Q8_0_4_1, f12 = mm_Q8_0_1_2, f11 = mm_Q8_0_1_1;
-  const int bs = wbytes(wtype);
+  mm_tile_fn fs[3];  // NT = 4, 2, 1
+  if (wtype == LK_Q4_0) fs[0] = mm_Q4_0_4, fs[1] = mm_Q4_0_2, fs[2] = mm_Q4_0_1;
+  else if (wtype == LK_Q4_1) fs[0] = mm_Q4_1_4, fs[1] = mm_Q4_1_2, fs[2] = mm_Q4_1_1;
+  else fs[0] = mm_Q8_0_4, fs[1] = mm_Q8_0_2, fs[2] = mm_Q8_0_1;
+  const int bs = wbytes(wtype), xbs = xbytes(wtype);
   const int64_t nb = ncols / QK, rb = nb * bs;
-  xprep_m xp;
-  wprep_m wp;
-  float out[8];
-  for (int64_t kb0 = 0; kb0 < nb; kb0 += KCM) {
-    int nkb = (int)(nb - kb0 < KCM ? nb - kb0 : KCM);
+  xcoef xc[TT];
+  _Alignas(32) uint32_t sc[KC * 4];
+  const uint8_t *xrows[TT];
+  float out[NTMAX * 4];
+  for (int64_t kb0 = 0; kb0 < nb; kb0 += KC) {
+    int nkb = (int)(nb - kb0 < KC ? nb - kb0 : KC);
     const uint8_t *wc = (const uint8_t *)W + kb0 * bs;
     for (int64_t tb = 0; tb < ntok; tb += TT) {
       int tt = (int)(ntok - tb < TT ? ntok - tb : TT);
-      for (int t = 0; t < tt; t++)
-        prep_x(wtype, (const uint8_t *)Xq + (tb + t) * xstride, kb0, nkb, xp.qs[t], xp.dx[t], xp.cx[t]);
-      for (int64_t r = r0; r < r1;) {
-        int nr = r1 - r >= 4 ? 4 : 1;
-        prep_wn(wtype, nr, wc + r * rb, rb, nkb, &wp);
+      for (int t = 0; t < tt; t++) {
+        xrows[t] = (const uint8_t *)Xq + (tb + t) * xstride + kb0 * xbs;
+        prep_x(wtype, xrows[t], nkb, &xc[t]);
+      }
+      for (int64_t r = r0; r < r1; r += 4) {
+        const uint8_t *w[4];
+        tile_rows(wc, rb, r, r1, w);
+        copy_scales(wtype, w, nkb, sc);
+        int nr = r1 - r < 4 ? (int)(r1 - r) : 4;
         for (int t = 0; t < tt;) {
-          int nt = tt - t >= 2 ? 2 : 1;
-          mm_tile_fn f = nr == 4 ? (nt == 2 ? f42 : f41) : (nt == 2 ? f12 : f11);
-          f(wc + r * rb, rb, &wp, &xp, t, nkb, out);
+          int left = tt - t, nt = left >= 4 ? 4 : left >= 2 ? 2 : 1;
+          fs[nt == 4 ? 0 : nt == 2 ? 1 : 2](w, xrows + t, xc + t, nkb, sc, out);
           for (int j = 0; j < nt; j++)
             for (int i = 0; i < nr; i++) {
               float *yp = Y + (tb + t + j) * ldy + r + i;
@@ -248,7 +288,6 @@ LK_AVX2 void lk_mm_q32_avx2(int wtype, float *Y, int64_t ldy, const void *W, con
             }
           t += nt;
         }
-        r += nr;
       }
     }
   }

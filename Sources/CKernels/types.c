@@ -156,6 +156,11 @@ void lk_matmul(int wtype, float *Y, int64_t ldy, const void *W, const void *Xq, 
 }
 
 #if LK_X86
+/// Prefetches (into L2) the row 8 KB ahead of `row` (rb bytes), not past `end`.
+static inline void prefetch_row(const char *row, int64_t rb, const char *end) {
+  for (int64_t o = 0; o < rb && row + 8192 + o < end; o += 64) _mm_prefetch(row + 8192 + o, _MM_HINT_T1);
+}
+
 // Per-type routing inside each SIMD level.
 void lk_matvec_avx512(int wtype, float *y, const void *W, const void *xq, int64_t ncols, int64_t r0, int64_t r1) {
   switch (wtype) {
@@ -164,7 +169,10 @@ void lk_matvec_avx512(int wtype, float *y, const void *W, const void *xq, int64_
   case LK_Q4_K: case LK_Q6_K: {
     int64_t rb = lk_row_bytes(wtype, ncols);
     float (*dot)(const void *, const void *, int64_t) = wtype == LK_Q4_K ? lk_dot_q4k_avx512 : lk_dot_q6k_avx512;
-    for (int64_t r = r0; r < r1; r++) y[r - r0] = dot((const char *)W + r * rb, xq, ncols);
+    for (int64_t r = r0; r < r1; r++) {
+      prefetch_row((const char *)W + r * rb, rb, (const char *)W + r1 * rb);
+      y[r - r0] = dot((const char *)W + r * rb, xq, ncols);
+    }
     return;
   }
   default: lk_matvec_scalar(wtype, y, W, xq, ncols, r0, r1); return;
@@ -178,7 +186,10 @@ void lk_matvec_avx2(int wtype, float *y, const void *W, const void *xq, int64_t 
   case LK_Q4_K: case LK_Q6_K: {
     int64_t rb = lk_row_bytes(wtype, ncols);
     float (*dot)(const void *, const void *, int64_t) = wtype == LK_Q4_K ? lk_dot_q4k_avx2 : lk_dot_q6k_avx2;
-    for (int64_t r = r0; r < r1; r++) y[r - r0] = dot((const char *)W + r * rb, xq, ncols);
+    for (int64_t r = r0; r < r1; r++) {
+      prefetch_row((const char *)W + r * rb, rb, (const char *)W + r1 * rb);
+      y[r - r0] = dot((const char *)W + r * rb, xq, ncols);
+    }
     return;
   }
   default: lk_matvec_scalar(wtype, y, W, xq, ncols, r0, r1); return;

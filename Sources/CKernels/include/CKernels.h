@@ -22,7 +22,8 @@ enum {
 
 enum { LK_ISA_SCALAR = 0, LK_ISA_AVX2 = 1, LK_ISA_AVX512 = 2 };
 
-/// Best ISA level this CPU supports (LK_ISA_*).
+/// Best ISA level this CPU supports (LK_ISA_*). The level in force starts as this one, or as the
+/// one named by the environment variable LK_ISA ("scalar", "avx2", "avx512") if set.
 int lk_cpu_isa(void);
 /// Pin the ISA level used by every kernel (clamped to what the CPU supports); returns the level in force.
 int lk_set_isa(int isa);

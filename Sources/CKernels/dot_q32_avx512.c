@@ -1,7 +1,7 @@
 // AVX-512 VNNI products of Q4_0 / Q4_1 / Q8_0 weights with Q8_0 / Q8_1 activations.
 //
 // Layout: one 512-bit vector holds the same block of 4 weight rows — 16 bytes per row, the low
-// half of the block's elements (V_lo) or the high half (V_hi) — so with the activation block's
+// half of the block's elements (lo) or the high half (hi) — so with the activation block's
 // halves broadcast to all four 128-bit lanes, two vpdpbusd give 4 int32 partial sums per row
 // for 128 multiply-adds, and one convert + one FMA apply the block scales of all 4 rows.
 //
@@ -10,16 +10,20 @@
 //   Q4_1: nibbles n · x, the min folded in as                                   m·dx·Σx
 //   Q8_0: (w + 128) · x, the offset folded in as                              -128·dw·dx·Σx
 // A row's result is  Σ_b dw_b·dx_b·idot_b  +  Σ_b cw_b·cx_b  (cw = m for Q4_1, else dw), with
-// the activation coefficients dx, cx computed once per call. The weight scales of a 4-row tile
-// are copied by scalar code into a transposed buffer ([block][row]) one tile ahead, then
-// converted 16 at a time (no gathers: they are slow on Zen 4).
+// the activation coefficients dx, cx computed once per call.
+//
+// Weight scales are kept [block][row] (lane 4b + r). The matvec takes them straight from the
+// rows (the headers of 4 consecutive blocks of a row fit one 64-byte load) and prefetches the
+// weights 8 KB ahead into L2; the matmul copies them once per 4-row tile and reuses them for
+// 16 tokens, whose integer dots it reduces 4 tokens at a time (lane 4r + t) before converting
+// to float, so the convert / scale / FMA run once per 4 tokens. No gathers: slow on Zen 4.
 #include "internal.h"
 
 #if LK_X86
 
 enum { KC = 128 };  // blocks of a row handled per column chunk (4096 columns)
 enum { TT = 16 };   // matmul: tokens prepared at once
-enum { NTMAX = 8 }; // matmul: tokens per register tile
+enum { NTMAX = 16 }; // matmul: tokens per register tile (4 groups of 4)
 // matvec: prefetch weights this far ahead, into L2. The hardware prefetcher does not follow the
 // 4 short interleaved row streams of a tile; this doubled decode throughput on 2 threads.
 #define PF_BYTES 8192
@@ -253,19 +257,20 @@ LK_AVX512 void lk_mv_q32_avx512(int wtype, float *y, const void *W, const void *
 }
 
 // ---- matmul ----------------------------------------------------------------------------------
-/// 4 rows × NT tokens over one column chunk: out[t * 4 + r].
+/// 4 rows × NT tokens over one column chunk, one token at a time (the 1-3 token tails): out[t * 4 + r].
 LK_AVX512 LK_INLINE void mm_tile(int wtype, int NT, const uint8_t *const w[4], const uint8_t *const *xrows,
                                  const xcoef *xc, int nkb, const void *sc, float *out) {
   const int xbs = xbytes(wtype), xoff = xbs - 32;
   // corrections first: Σ_b cw_b · cx_b per (row, token)
-  for (int t = 0; t < NT; t++) {
-    __m512 corr = _mm512_setzero_ps();
+  {
+    __m512 corr[NTMAX];
+    for (int t = 0; t < NT; t++) corr[t] = _mm512_setzero_ps();
     for (int b4 = 0; b4 < nkb; b4 += 4) {
       __m512 dw, cw;
       load_scales(wtype, sc, b4, &dw, &cw);
-      corr = _mm512_fmadd_ps(cw, expand4(xc[t].cx + b4), corr);
+      for (int t = 0; t < NT; t++) corr[t] = _mm512_fmadd_ps(cw, expand4(xc[t].cx + b4), corr[t]);
     }
-    _mm_storeu_ps(out + 4 * t, blocksums(corr));
+    for (int t = 0; t < NT; t++) _mm_storeu_ps(out + 4 * t, blocksums(corr[t]));
   }
   __m512 acc[NTMAX];
   for (int t = 0; t < NT; t++) acc[t] = _mm512_setzero_ps();
@@ -288,13 +293,71 @@ LK_AVX512 LK_INLINE void mm_tile(int wtype, int NT, const uint8_t *const w[4], c
   for (int t = 0; t < NT; t++) _mm_storeu_ps(out + 4 * t, _mm_add_ps(_mm_loadu_ps(out + 4 * t), rowsums(acc[t])));
 }
 
+/// Four tokens' block dots d[j] (row r in lanes 4r..4r+3) summed per (row, token): lane 4r + j.
+LK_AVX512 LK_INLINE __m512i reduce4(__m512i d0, __m512i d1, __m512i d2, __m512i d3) {
+  __m512i s01 = _mm512_add_epi32(_mm512_unpacklo_epi32(d0, d1), _mm512_unpackhi_epi32(d0, d1));
+  __m512i s23 = _mm512_add_epi32(_mm512_unpacklo_epi32(d2, d3), _mm512_unpackhi_epi32(d2, d3));
+  return _mm512_add_epi32(_mm512_unpacklo_epi64(s01, s23), _mm512_unpackhi_epi64(s01, s23));
+}
+
+/// 4 rows × 4·NG tokens: the integer dots of 4 tokens are reduced to one vector (lane 4r + t)
+/// before the conversion and scaling, so those run once per 4 tokens. dxT: (block, TT) scales.
+LK_AVX512 LK_INLINE void mm_tile_r4(int wtype, int NG, const uint8_t *const w[4], const uint8_t *const *xrows,
+                                    const xcoef *xc, const float *dxT, int nkb, const void *sc, float *out) {
+  const int xbs = xbytes(wtype), xoff = xbs - 32, NT = 4 * NG;
+  {
+    __m512 corr[NTMAX];
+    for (int t = 0; t < NT; t++) corr[t] = _mm512_setzero_ps();
+    for (int b4 = 0; b4 < nkb; b4 += 4) {
+      __m512 dw, cw;
+      load_scales(wtype, sc, b4, &dw, &cw);
+      for (int t = 0; t < NT; t++) corr[t] = _mm512_fmadd_ps(cw, expand4(xc[t].cx + b4), corr[t]);
+    }
+    for (int t = 0; t < NT; t++) _mm_storeu_ps(out + 4 * t, blocksums(corr[t]));
+  }
+  __m512 acc[NTMAX / 4];
+  for (int g = 0; g < NG; g++) acc[g] = _mm512_setzero_ps();
+  for (int b4 = 0; b4 < nkb; b4 += 4) {
+    __m512 dw, cw;
+    load_scales(wtype, sc, b4, &dw, &cw);
+    int nb = nkb - b4 < 4 ? nkb - b4 : 4;
+    for (int k = 0; k < nb; k++) {
+      const int b = b4 + k;
+      __m512i lo, hi;
+      unpack4(wtype, w, b, &lo, &hi);
+      __m512 s = spread_block(dw, k);
+      for (int g = 0; g < NG; g++) {
+        const int t = 4 * g;
+        __m512i e = reduce4(dot4(lo, hi, xrows[t] + b * xbs + xoff), dot4(lo, hi, xrows[t + 1] + b * xbs + xoff),
+                            dot4(lo, hi, xrows[t + 2] + b * xbs + xoff), dot4(lo, hi, xrows[t + 3] + b * xbs + xoff));
+        __m512 u = _mm512_broadcast_f32x4(_mm_loadu_ps(dxT + b * TT + t));
+        acc[g] = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(e), s), u, acc[g]);
+      }
+    }
+  }
+  const __m512i tr = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+  for (int g = 0; g < NG; g++)
+    _mm512_storeu_ps(out + 16 * g, _mm512_add_ps(_mm512_loadu_ps(out + 16 * g), _mm512_permutexvar_ps(tr, acc[g])));
+}
+
+#define MMR_INST(T, NG)                                                                                         \
+  static LK_AVX512 __attribute__((noinline)) void mmr_##T##_##NG(const uint8_t *const w[4],                     \
+                                                                 const uint8_t *const *xrows, const xcoef *xc,  \
+                                                                 const float *dxT, int nkb, const void *sc,     \
+                                                                 float *out) {                                  \
+    mm_tile_r4(LK_##T, NG, w, xrows, xc, dxT, nkb, sc, out);                                                    \
+  }
+MMR_INST(Q4_0, 4) MMR_INST(Q4_0, 2) MMR_INST(Q4_0, 1) MMR_INST(Q4_1, 4) MMR_INST(Q4_1, 2) MMR_INST(Q4_1, 1) MMR_INST(Q8_0, 4) MMR_INST(Q8_0, 2) MMR_INST(Q8_0, 1)
+typedef void (*mmr_tile_fn)(const uint8_t *const[4], const uint8_t *const *, const xcoef *, const float *, int,
+                            const void *, float *);
+
 #define MM_INST(T, NT)                                                                                        \
   static LK_AVX512 __attribute__((noinline)) void mm_##T##_##NT(const uint8_t *const w[4],                    \
                                                                 const uint8_t *const *xrows, const xcoef *xc, \
                                                                 int nkb, const void *sc, float *out) {        \
     mm_tile(LK_##T, NT, w, xrows, xc, nkb, sc, out);                                                          \
   }
-#define MM_INST_T(T) MM_INST(T, 8) MM_INST(T, 4) MM_INST(T, 2) MM_INST(T, 1)
+#define MM_INST_T(T) MM_INST(T, 2) MM_INST(T, 1)
 MM_INST_T(Q4_0)
 MM_INST_T(Q4_1)
 MM_INST_T(Q8_0)
@@ -303,10 +366,15 @@ typedef void (*mm_tile_fn)(const uint8_t *const[4], const uint8_t *const *, cons
 
 LK_AVX512 void lk_mm_q32_avx512(int wtype, float *Y, int64_t ldy, const void *W, const void *Xq, int64_t xstride,
                                 int64_t ntok, int64_t ncols, int64_t r0, int64_t r1) {
-  mm_tile_fn fs[4];  // NT = 8, 4, 2, 1
-  if (wtype == LK_Q4_0) fs[0] = mm_Q4_0_8, fs[1] = mm_Q4_0_4, fs[2] = mm_Q4_0_2, fs[3] = mm_Q4_0_1;
-  else if (wtype == LK_Q4_1) fs[0] = mm_Q4_1_8, fs[1] = mm_Q4_1_4, fs[2] = mm_Q4_1_2, fs[3] = mm_Q4_1_1;
-  else fs[0] = mm_Q8_0_8, fs[1] = mm_Q8_0_4, fs[2] = mm_Q8_0_2, fs[3] = mm_Q8_0_1;
+  mm_tile_fn f2, f1;  // token tails
+  if (wtype == LK_Q4_0) f2 = mm_Q4_0_2, f1 = mm_Q4_0_1;
+  else if (wtype == LK_Q4_1) f2 = mm_Q4_1_2, f1 = mm_Q4_1_1;
+  else f2 = mm_Q8_0_2, f1 = mm_Q8_0_1;
+  mmr_tile_fn fr16, fr8, fr4;
+  if (wtype == LK_Q4_0) fr16 = mmr_Q4_0_4, fr8 = mmr_Q4_0_2, fr4 = mmr_Q4_0_1;
+  else if (wtype == LK_Q4_1) fr16 = mmr_Q4_1_4, fr8 = mmr_Q4_1_2, fr4 = mmr_Q4_1_1;
+  else fr16 = mmr_Q8_0_4, fr8 = mmr_Q8_0_2, fr4 = mmr_Q8_0_1;
+  _Alignas(64) float dxT[KC * TT];  // (block, token) activation scales of the token chunk
   const int bs = wbytes(wtype), xbs = xbytes(wtype);
   const int64_t nb = ncols / QK, rb = nb * bs;
   xcoef xc[TT];
@@ -321,6 +389,7 @@ LK_AVX512 void lk_mm_q32_avx512(int wtype, float *Y, int64_t ldy, const void *W,
       for (int t = 0; t < tt; t++) {
         xrows[t] = (const uint8_t *)Xq + (tb + t) * xstride + kb0 * xbs;
         prep_x(wtype, xrows[t], 0, nkb, &xc[t]);
+        for (int b = 0; b < nkb; b++) dxT[b * TT + t] = xc[t].dx[b];
       }
       for (int64_t r = r0; r < r1; r += 4) {
         const uint8_t *w[4];
@@ -328,8 +397,9 @@ LK_AVX512 void lk_mm_q32_avx512(int wtype, float *Y, int64_t ldy, const void *W,
         copy_scales(wtype, w, nkb, sc);
         int nr = r1 - r < 4 ? (int)(r1 - r) : 4;
         for (int t = 0; t < tt;) {
-          int left = tt - t, nt = left >= 8 ? 8 : left >= 4 ? 4 : left >= 2 ? 2 : 1;
-          fs[nt == 8 ? 0 : nt == 4 ? 1 : nt == 2 ? 2 : 3](w, xrows + t, xc + t, nkb, sc, out);
+          int left = tt - t, nt = left >= 16 ? 16 : left >= 8 ? 8 : left >= 4 ? 4 : left >= 2 ? 2 : 1;
+          if (nt >= 4) (nt == 16 ? fr16 : nt == 8 ? fr8 : fr4)(w, xrows + t, xc + t, dxT + t, nkb, sc, out);
+          else (nt == 2 ? f2 : f1)(w, xrows + t, xc + t, nkb, sc, out);
           for (int j = 0; j < nt; j++)
             for (int i = 0; i < nr; i++) {
               float *yp = Y + (tb + t + j) * ldy + r + i;

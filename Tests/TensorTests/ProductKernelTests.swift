@@ -140,7 +140,7 @@ extension KernelISATests {
   @Test(arguments: KType.weights)
   func matmulMatchesMatvec(_ type: KType) {
     let cols = type.blockElems == 256 ? 512 : 576
-    let p = Problem(type, rows: 37, cols: cols, ntok: 11, seed: 0xB0 + UInt64(type.code))
+    let p = Problem(type, rows: 37, cols: cols, ntok: 31, seed: 0xB0 + UInt64(type.code))  // 16 + 8 + 4 + 2 + 1 token tiles
     let ldy = p.rows + 3
     forEachISA { isa in
       var Y = [Float](repeating: -7, count: p.ntok * ldy)

@@ -97,3 +97,5 @@ void lk_axpy_f32(float *y, float a, const float *x, int64_t n);
 #ifdef __cplusplus
 }
 #endif
+
+#include "lk_attention.h"

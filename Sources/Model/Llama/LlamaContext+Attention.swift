@@ -27,26 +27,10 @@ extension LlamaContext {
             let i = task / heads, h = task % heads
             let cache = caches[i]
             let len = pos[i] + 1
-            let qh = q + i * c.qDim + h * hd
             let kvOff = (h / group) * hd
-            var mx = -Float.infinity
-            for t in 0..<len {
-              let d = lk_dot_f32(qh, cache.key(l, t) + kvOff, Int64(hd)) * scale
-              s[t] = d
-              if d > mx { mx = d }
-            }
-            var sum: Float = 0
-            for t in 0..<len {
-              let e = expf(s[t] - mx)
-              s[t] = e
-              sum += e
-            }
-            let out = att + i * c.qDim + h * hd
-            out.update(repeating: 0, count: hd)
-            let inv = 1 / sum
-            for t in 0..<len {
-              lk_axpy_f32(out, s[t] * inv, cache.value(l, t) + kvOff, Int64(hd))
-            }
+            lk_attention_head(
+              att + i * c.qDim + h * hd, q + i * c.qDim + h * hd, cache.key(l, 0) + kvOff, cache.value(l, 0) + kvOff,
+              Int64(c.kvDim), Int64(len), Int64(hd), scale, s)
           }
         }
         if pool.threads == 1 || total < 2 {

@@ -1,0 +1,116 @@
+// One query head's attention over cached keys/values: scores, softmax, weighted sum of values,
+// in one pass over K and one over V, with no calls per position.
+#include "internal.h"
+#include "lk_attention.h"
+
+static void attn_scalar(float *out, const float *q, const float *K, const float *V, int64_t ld, int64_t len,
+                        int64_t hd, float scale, float *s) {
+  float mx = -INFINITY;
+  for (int64_t t = 0; t < len; t++) {
+    const float *k = K + t * ld;
+    float d = 0;
+    for (int64_t i = 0; i < hd; i++) d += q[i] * k[i];
+    d *= scale;
+    s[t] = d;
+    if (d > mx) mx = d;
+  }
+  float sum = 0;
+  for (int64_t t = 0; t < len; t++) {
+    s[t] = expf(s[t] - mx);
+    sum += s[t];
+  }
+  const float inv = 1.0f / sum;
+  for (int64_t i = 0; i < hd; i++) out[i] = 0;
+  for (int64_t t = 0; t < len; t++) {
+    const float p = s[t] * inv;
+    const float *v = V + t * ld;
+    for (int64_t i = 0; i < hd; i++) out[i] += p * v[i];
+  }
+}
+
+#if LK_X86
+/// hd a multiple of 16, at most 256.
+LK_AVX512 static void attn_avx512(float *out, const float *q, const float *K, const float *V, int64_t ld,
+                                  int64_t len, int64_t hd, float scale, float *s) {
+  const int nv = (int)(hd / 16);
+  __m512 qv[16];
+  for (int j = 0; j < nv; j++) qv[j] = _mm512_mul_ps(_mm512_loadu_ps(q + 16 * j), _mm512_set1_ps(scale));
+  float mx = -INFINITY;
+  for (int64_t t = 0; t < len; t++) {
+    const float *k = K + t * ld;
+    __m512 acc = _mm512_mul_ps(qv[0], _mm512_loadu_ps(k));
+    for (int j = 1; j < nv; j++) acc = _mm512_fmadd_ps(qv[j], _mm512_loadu_ps(k + 16 * j), acc);
+    const float d = _mm512_reduce_add_ps(acc);
+    s[t] = d;
+    mx = d > mx ? d : mx;
+  }
+  float sum = 0;
+  for (int64_t t = 0; t < len; t++) {
+    s[t] = expf(s[t] - mx);
+    sum += s[t];
+  }
+  const float inv = 1.0f / sum;
+  __m512 o[16];
+  for (int j = 0; j < nv; j++) o[j] = _mm512_setzero_ps();
+  for (int64_t t = 0; t < len; t++) {
+    const __m512 p = _mm512_set1_ps(s[t] * inv);
+    const float *v = V + t * ld;
+    for (int j = 0; j < nv; j++) o[j] = _mm512_fmadd_ps(p, _mm512_loadu_ps(v + 16 * j), o[j]);
+  }
+  for (int j = 0; j < nv; j++) _mm512_storeu_ps(out + 16 * j, o[j]);
+}
+
+LK_AVX2 static inline float hsum256(__m256 v) {
+  __m128 x = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  x = _mm_add_ps(x, _mm_movehl_ps(x, x));
+  x = _mm_add_ss(x, _mm_movehdup_ps(x));
+  return _mm_cvtss_f32(x);
+}
+
+/// hd a multiple of 8, at most 256.
+LK_AVX2 static void attn_avx2(float *out, const float *q, const float *K, const float *V, int64_t ld, int64_t len,
+                              int64_t hd, float scale, float *s) {
+  const int nv = (int)(hd / 8);
+  __m256 qv[32];
+  for (int j = 0; j < nv; j++) qv[j] = _mm256_mul_ps(_mm256_loadu_ps(q + 8 * j), _mm256_set1_ps(scale));
+  float mx = -INFINITY;
+  for (int64_t t = 0; t < len; t++) {
+    const float *k = K + t * ld;
+    __m256 acc = _mm256_mul_ps(qv[0], _mm256_loadu_ps(k));
+    for (int j = 1; j < nv; j++) acc = _mm256_fmadd_ps(qv[j], _mm256_loadu_ps(k + 8 * j), acc);
+    const float d = hsum256(acc);
+    s[t] = d;
+    mx = d > mx ? d : mx;
+  }
+  float sum = 0;
+  for (int64_t t = 0; t < len; t++) {
+    s[t] = expf(s[t] - mx);
+    sum += s[t];
+  }
+  const float inv = 1.0f / sum;
+  __m256 o[32];
+  for (int j = 0; j < nv; j++) o[j] = _mm256_setzero_ps();
+  for (int64_t t = 0; t < len; t++) {
+    const __m256 p = _mm256_set1_ps(s[t] * inv);
+    const float *v = V + t * ld;
+    for (int j = 0; j < nv; j++) o[j] = _mm256_fmadd_ps(p, _mm256_loadu_ps(v + 8 * j), o[j]);
+  }
+  for (int j = 0; j < nv; j++) _mm256_storeu_ps(out + 8 * j, o[j]);
+}
+#endif
+
+void lk_attention_head(float *out, const float *q, const float *K, const float *V, int64_t ld, int64_t len,
+                       int64_t hd, float scale, float *scores) {
+#if LK_X86
+  const int isa = lk_isa();
+  if (isa >= LK_ISA_AVX512 && hd % 16 == 0 && hd <= 256) {
+    attn_avx512(out, q, K, V, ld, len, hd, scale, scores);
+    return;
+  }
+  if (isa >= LK_ISA_AVX2 && hd % 8 == 0 && hd <= 256) {
+    attn_avx2(out, q, K, V, ld, len, hd, scale, scores);
+    return;
+  }
+#endif
+  attn_scalar(out, q, K, V, ld, len, hd, scale, scores);
+}

@@ -2,33 +2,46 @@ import CKernels
 import Foundation
 import Testing
 
-@Suite(.serialized) struct AttentionKernelTests {
+/// Decode attention of one head: every ISA path against a Double reference. Pins the ISA, so it
+/// lives in the serialized KernelISATests suite.
+extension KernelISATests {
   /// Plain Swift, in Double: the reference the kernel's every ISA path must meet.
-  func reference(_ q: [Float], _ k: [Float], _ v: [Float], ld: Int, len: Int, hd: Int, scale: Float) -> [Float] {
-    var s = (0..<len).map { t in (0..<hd).reduce(0.0) { $0 + Double(q[$1]) * Double(k[t * ld + $1]) } * Double(scale) }
+  private func reference(
+    _ q: [Float], _ k: [Float], _ v: [Float], ld: Int, len: Int, hd: Int, scale: Float
+  ) -> [Float] {
+    var s = (0..<len).map { t in
+      (0..<hd).reduce(0.0) { $0 + Double(q[$1]) * Double(k[t * ld + $1]) } * Double(scale)
+    }
     let mx = s.max()!
     s = s.map { exp($0 - mx) }
     let sum = s.reduce(0, +)
-    return (0..<hd).map { i in Float((0..<len).reduce(0.0) { $0 + s[$1] / sum * Double(v[$1 * ld + i]) }) }
+    return (0..<hd).map { i in
+      Float((0..<len).reduce(0.0) { $0 + s[$1] / sum * Double(v[$1 * ld + i]) })
+    }
   }
 
-  @Test(arguments: [Int32(LK_ISA_SCALAR), Int32(LK_ISA_AVX2), Int32(LK_ISA_AVX512)], [1, 7, 300])
-  func headMatchesReference(_ isa: Int32, _ len: Int) {
-    let previous = lk_isa()
-    defer { lk_set_isa(previous) }
-    lk_set_isa(isa)
-    for hd in [64, 128, 24] {
-      let ld = hd * 3 + 8
-      var g = SystemRandomNumberGenerator()
-      let q = (0..<hd).map { _ in Float.random(in: -1...1, using: &g) }
-      let k = (0..<(len * ld)).map { _ in Float.random(in: -1...1, using: &g) }
-      let v = (0..<(len * ld)).map { _ in Float.random(in: -1...1, using: &g) }
-      var out = [Float](repeating: .nan, count: hd)
-      var scratch = [Float](repeating: 0, count: len)
-      lk_attention_head(&out, q, k, v, Int64(ld), Int64(len), Int64(hd), 0.3, &scratch)
-      let want = reference(q, k, v, ld: ld, len: len, hd: hd, scale: 0.3)
-      let err = zip(out, want).map { abs($0 - $1) }.max()!
-      #expect(err < 1e-5, "isa \(isa), hd \(hd), len \(len): \(err)")
+  func attentionReference(
+    _ q: [Float], _ k: [Float], _ v: [Float], ld: Int, len: Int, hd: Int, scale: Float
+  ) -> [Float] {
+    reference(q, k, v, ld: ld, len: len, hd: hd, scale: scale)
+  }
+
+  @Test(arguments: [1, 7, 300])
+  func attentionHeadMatchesReference(_ len: Int) {
+    forEachISA { isa in
+      for hd in [64, 128, 24] {
+        let ld = hd * 3 + 8
+        var g = SystemRandomNumberGenerator()
+        let q = (0..<hd).map { _ in Float.random(in: -1...1, using: &g) }
+        let k = (0..<(len * ld)).map { _ in Float.random(in: -1...1, using: &g) }
+        let v = (0..<(len * ld)).map { _ in Float.random(in: -1...1, using: &g) }
+        var out = [Float](repeating: .nan, count: hd)
+        var scratch = [Float](repeating: 0, count: len)
+        lk_attention_head(&out, q, k, v, Int64(ld), Int64(len), Int64(hd), 0.3, &scratch)
+        let want = attentionReference(q, k, v, ld: ld, len: len, hd: hd, scale: 0.3)
+        let err = zip(out, want).map { abs($0 - $1) }.max()!
+        #expect(err < 1e-5, "isa \(isa), hd \(hd), len \(len): \(err)")
+      }
     }
   }
 }

@@ -6,7 +6,7 @@ MODEL := models/SmolLM2-135M-Instruct.Q4_1.gguf
 LORAD := .build/release/lorad
 THREADS ?= 2
 
-.PHONY: all deps model build serve test bench format clean
+.PHONY: all deps model build serve test lint bench format clean
 
 all: build
 
@@ -17,16 +17,20 @@ model: deps
 	@models/fetch
 
 build: deps
-	@$(SWIFT) build -c release --product lorad 2>&1 | grep -v -E '^(\[[0-9]+/[0-9]+\]|Building|Compiling|Write|Emitting|Planning)' || true
-	@test -x $(LORAD) || { echo "build failed"; $(SWIFT) build -c release --product lorad; exit 1; }
+	@mkdir -p .build && echo "building lorad (release; log: .build/build.log)"
+	@$(SWIFT) build -c release --product lorad > .build/build.log 2>&1 || { cat .build/build.log; exit 1; }
 
 serve: model build
 	@echo "The daemon (lorad serve) arrives with the daemon issue; until then, one generation:"
 	$(LORAD) generate --max-tokens 64 "Write a haiku about a small, fast language model."
 
-test: model
-	$(SWIFT) build --build-tests
-	$(SWIFT) test --skip-build --parallel --num-workers 2
+test: model lint
+	@mkdir -p .build && echo "building tests (log: .build/test-build.log)"
+	@$(SWIFT) build --build-tests > .build/test-build.log 2>&1 || { cat .build/test-build.log; exit 1; }
+	$(SWIFT) test --skip-build
+
+lint:
+	@$(SWIFT) format lint --strict --recursive Sources Tests Package.swift
 
 bench: model build
 	@bench/compare $(THREADS)

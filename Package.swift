@@ -24,13 +24,17 @@ let package = Package(
       cSettings: [.unsafeFlags(["-O3", "-fno-math-errno"])]),
     .target(name: "Tensor", dependencies: ["CKernels", "CBLAS"]),
     .target(name: "Model", dependencies: ["Tensor", "CKernels"]),
+    .target(name: "Adapters", dependencies: ["Tensor", "Model"]),
     .executableTarget(
       name: "lorad",
       dependencies: [
-        "Model", "Tensor",
+        "Model", "Tensor", "Adapters",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ]),
     .testTarget(name: "TensorTests", dependencies: ["Tensor", "CKernels"], resources: [.copy("Fixtures")]),
+    .testTarget(
+      name: "AdaptersTests", dependencies: ["Adapters", "Model", "Tensor"],
+      resources: [.copy("Fixtures")]),
     .testTarget(
       name: "ModelTests", dependencies: ["Model", "Tensor", "CKernels"],
       resources: [.copy("Fixtures")]),

@@ -87,7 +87,8 @@ public final class LinearWorkspace: @unchecked Sendable {  // owned by one compu
       if a.n == 1 {
         lk_matvec_mt(pool.raw, code, y, w.data, q, Int64(w.cols), Int64(w.rows))
       } else {
-        lk_matmul_mt(pool.raw, code, y, Int64(ldy), w.data, q, Int64(a.qStride), Int64(a.n), Int64(w.cols), Int64(w.rows))
+        lk_matmul_mt(
+          pool.raw, code, y, Int64(ldy), w.data, q, Int64(a.qStride), Int64(a.n), Int64(w.cols), Int64(w.rows))
       }
       return
     }
@@ -126,12 +127,16 @@ public final class LinearWorkspace: @unchecked Sendable {  // owned by one compu
   /// Several products over the same activations (q, k, v; gate, up) in one pool job: one
   /// wake-up of the threads instead of one per matrix. Each matrix's rows are split across
   /// the threads in multiples of 16. Products that the BLAS path computes go one by one.
-  public func linear(_ p: (UnsafeMutablePointer<Float>, WeightMatrix), _ p2: (UnsafeMutablePointer<Float>, WeightMatrix),
-                     _ p3: (UnsafeMutablePointer<Float>, WeightMatrix)? = nil, ldy: (Int, Int, Int), _ a: Activations) {
+  public func linear(
+    _ p: (UnsafeMutablePointer<Float>, WeightMatrix), _ p2: (UnsafeMutablePointer<Float>, WeightMatrix),
+    _ p3: (UnsafeMutablePointer<Float>, WeightMatrix)? = nil, ldy: (Int, Int, Int), _ a: Activations
+  ) {
     guard let q = a.q, compatible(a, p2.1), p3 == nil || compatible(a, p3!.1) else {
       linear(p.0, ldy: ldy.0, p.1, a)
       linear(p2.0, ldy: ldy.1, p2.1, compatible(a, p2.1) ? a : activations(a.x, ldx: a.ldx, n: a.n, for: p2.1))
-      if let p3 { linear(p3.0, ldy: ldy.2, p3.1, compatible(a, p3.1) ? a : activations(a.x, ldx: a.ldx, n: a.n, for: p3.1)) }
+      if let p3 {
+        linear(p3.0, ldy: ldy.2, p3.1, compatible(a, p3.1) ? a : activations(a.x, ldx: a.ldx, n: a.n, for: p3.1))
+      }
       return
     }
     let n = a.n, qs = a.qStride
@@ -154,12 +159,15 @@ public final class LinearWorkspace: @unchecked Sendable {  // owned by one compu
   }
 
   /// Convenience: prepare and multiply in one call.
-  public func linear(_ y: UnsafeMutablePointer<Float>, ldy: Int, _ w: WeightMatrix, x: UnsafePointer<Float>, ldx: Int, n: Int) {
+  public func linear(
+    _ y: UnsafeMutablePointer<Float>, ldy: Int, _ w: WeightMatrix, x: UnsafePointer<Float>, ldx: Int, n: Int
+  ) {
     linear(y, ldy: ldy, w, activations(x, ldx: ldx, n: n, for: w))
   }
 
   /// True when activations prepared for `a` can be reused for products with `w`.
   public func compatible(_ a: Activations, _ w: WeightMatrix) -> Bool {
-    a.cols == w.cols && (a.q == nil ? !(w.type.isQuantized && (a.n == 1 || batched == .int8)) : a.actType == lk_act_type(w.type.code))
+    a.cols == w.cols
+      && (a.q == nil ? !(w.type.isQuantized && (a.n == 1 || batched == .int8)) : a.actType == lk_act_type(w.type.code))
   }
 }

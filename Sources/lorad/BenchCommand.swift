@@ -38,7 +38,7 @@ struct BenchCommand: ParsableCommand {
     let need = promptTokens + genTokens + 1
     let ctx = LlamaContext(
       model: m.model, threads: modelOptions.threads, maxBatch: promptTokens,
-      maxContext: max(need, 16), batched: BatchedProduct(rawValue: batched)!)
+      maxContext: max(need, 16), batched: BatchedProduct(rawValue: batched)!, maxLogitRows: 1)
     let cache = ctx.makeCache()
     let batch = Batch(capacity: promptTokens)
     var rng = Xoshiro256(seed: seed)
@@ -81,8 +81,10 @@ struct BenchCommand: ParsableCommand {
     var ru = rusage()
     getrusage(RUSAGE_SELF.rawValue, &ru)
     let rss = Double(ru.ru_maxrss) / 1024
-    printError(String(format: "pp%d: %.1f ± %.1f t/s   tg%d: %.1f ± %.1f t/s   threads %d   batched %@   peak RSS %.0f MB",
-                      promptTokens, mean(pp), sd(pp), genTokens, mean(tg), sd(tg), modelOptions.threads, batched, rss))
+    printError(
+      String(
+        format: "pp%d: %.1f ± %.1f t/s   tg%d: %.1f ± %.1f t/s   threads %d   batched %@   peak RSS %.0f MB",
+        promptTokens, mean(pp), sd(pp), genTokens, mean(tg), sd(tg), modelOptions.threads, batched, rss))
     let json: [String: Any] = [
       "model": URL(fileURLWithPath: try modelOptions.resolvedModelPath()).lastPathComponent,
       "threads": modelOptions.threads, "prompt_tokens": promptTokens, "gen_tokens": genTokens,

@@ -34,7 +34,8 @@ struct GenerateCommand: ParsableCommand {
 
   func run() throws {
     let m = try modelOptions.load()
-    let ctx = LlamaContext(model: m.model, threads: modelOptions.threads, maxBatch: 256, maxContext: modelOptions.ctx)
+    let ctx = LlamaContext(
+      model: m.model, threads: modelOptions.threads, maxBatch: 256, maxContext: modelOptions.ctx, maxLogitRows: 1)
     let gen = Generator(context: ctx, tokenizer: m.tokenizer)
     let ids: [Int32]
     if raw {
@@ -55,8 +56,9 @@ struct GenerateCommand: ParsableCommand {
       let pp = Double(r.promptTokens) / max(r.prefillSeconds, 1e-9)
       let tg = Double(r.tokens.count) / max(r.decodeSeconds, 1e-9)
       printError(
-        String(format: "prompt %d tokens, %.1f t/s; generated %d tokens, %.1f t/s; finish: %@",
-               r.promptTokens, pp, r.tokens.count, tg, r.finish.rawValue))
+        String(
+          format: "prompt %d tokens, %.1f t/s; generated %d tokens, %.1f t/s; finish: %@",
+          r.promptTokens, pp, r.tokens.count, tg, r.finish.rawValue))
     }
   }
 }

@@ -4,7 +4,11 @@ import Model
 
 /// Where the model is and how many threads compute: shared by every command that runs it.
 struct ModelOptions: ParsableArguments {
-  @Option(name: .long, help: "Path of the base model (GGUF). Default: $LORAD_MODEL, else models/\(ModelOptions.defaultName) here or next to the lorad binary.")
+  @Option(
+    name: .long,
+    help:
+      "Path of the base model (GGUF). Default: $LORAD_MODEL, else models/\(ModelOptions.defaultName) here or next to the lorad binary."
+  )
   var model: String?
 
   @Option(name: .long, help: "Compute threads (the calling thread included).")

@@ -6,7 +6,9 @@ struct TokenizeCommand: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "tokenize",
     abstract: "Print the token ids of a text as one JSON array.",
-    discussion: "Special tokens written in the text (e.g. <|im_start|>) are recognized, as llama.cpp does. BOS is added only when the model asks for it.")
+    discussion:
+      "Special tokens written in the text (e.g. <|im_start|>) are recognized, as llama.cpp does. BOS is added only when the model asks for it."
+  )
 
   @OptionGroup var modelOptions: ModelOptions
   @Option(name: .long, help: "Read the text from this file instead of the argument.")

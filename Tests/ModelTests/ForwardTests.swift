@@ -1,8 +1,8 @@
 import Foundation
+import Tensor
 import Testing
 
 @testable import Model
-import Tensor
 
 @Suite struct ForwardTests {
   static func model(_ shape: TinyModel.Shape = .init(), seed: UInt64 = 1) throws -> LlamaModel {
@@ -31,7 +31,9 @@ import Tensor
     let b = Batch()
     for (i, t) in tokens.enumerated() { b.add(t, position: i, cache: cache, logits: true) }
     ctx.forward(b)
-    return (0..<tokens.count).map { Array(UnsafeBufferPointer(start: ctx.logits(row: $0), count: ctx.config.vocabSize)) }
+    return (0..<tokens.count).map {
+      Array(UnsafeBufferPointer(start: ctx.logits(row: $0), count: ctx.config.vocabSize))
+    }
   }
 
   static func maxDiff(_ a: [[Float]], _ b: [[Float]]) -> Float {
@@ -92,8 +94,10 @@ import Tensor
   }
 
   @Test func differentSeedsGiveDifferentModels() throws {
-    let a = Self.stepwise(LlamaContext(model: try Self.model(seed: 1), threads: 1, maxBatch: 8, maxContext: 16), [1, 2, 3])
-    let b = Self.stepwise(LlamaContext(model: try Self.model(seed: 2), threads: 1, maxBatch: 8, maxContext: 16), [1, 2, 3])
+    let a = Self.stepwise(
+      LlamaContext(model: try Self.model(seed: 1), threads: 1, maxBatch: 8, maxContext: 16), [1, 2, 3])
+    let b = Self.stepwise(
+      LlamaContext(model: try Self.model(seed: 2), threads: 1, maxBatch: 8, maxContext: 16), [1, 2, 3])
     #expect(Self.maxDiff(a, b) > 0.01)
   }
 
@@ -113,6 +117,8 @@ import Tensor
     #expect(r1.tokens.count <= 10)
     if r1.tokens.count == 10 { #expect(r1.finish == .length) }
     // A prompt over the context is refused, never truncated.
-    #expect(throws: ModelError.self) { _ = try g.generate(prompt: Array(repeating: 5, count: 64), maxTokens: 4, sampling: o) }
+    #expect(throws: ModelError.self) {
+      _ = try g.generate(prompt: Array(repeating: 5, count: 64), maxTokens: 4, sampling: o)
+    }
   }
 }

@@ -1,8 +1,8 @@
 import Foundation
+import Tensor
 import Testing
 
 @testable import Model
-import Tensor
 
 @Suite struct GGUFReaderTests {
   func sampleWriter() -> GGUFWriter {

@@ -1,8 +1,8 @@
 import Foundation
+import Tensor
 import Testing
 
 @testable import Model
-import Tensor
 
 /// llama.cpp's greedy completions and logits for the real model (`Fixtures/greedy.json`, made
 /// by `Fixtures/make_reference.py`).
@@ -47,7 +47,8 @@ enum RealModel {
     var agree = 0
     var report: [String] = []
     for c in fixture.cases {
-      #expect(m.tokenizer.encode(c.prompt, addSpecial: false) == c.promptIDs, "prompt ids of \(c.prompt.debugDescription)")
+      #expect(
+        m.tokenizer.encode(c.prompt, addSpecial: false) == c.promptIDs, "prompt ids of \(c.prompt.debugDescription)")
       let want = Array(c.ids.prefix(16))
       let r = try gen.generate(prompt: c.promptIDs, maxTokens: 16, sampling: .greedy)
       // Our generator stops before an end-of-generation token; llama.cpp's ids include it.
@@ -56,7 +57,8 @@ enum RealModel {
       if same { agree += 1 } else { report.append("\(c.prompt.debugDescription): \(got) vs \(want)") }
       let split = zip(got, want).prefix { $0 == $1 }.count
       if split < want.count {
-        report[report.count - 1] += " (parts at step \(split); llama.cpp's closest call: gap \(c.minMargin[1]) at step \(Int(c.minMargin[0])))"
+        report[report.count - 1] +=
+          " (parts at step \(split); llama.cpp's closest call: gap \(c.minMargin[1]) at step \(Int(c.minMargin[0])))"
       }
     }
     // "Most": both sides quantize activations to 8 bits, each with its own rounding (each lies
@@ -101,7 +103,8 @@ struct NumpyFixture: Decodable {
   }
   var cases: [Case]
   static func load() throws -> NumpyFixture {
-    let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures/numpy_logits.json")
+    let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent(
+      "Fixtures/numpy_logits.json")
     return try JSONDecoder().decode(NumpyFixture.self, from: Data(contentsOf: url))
   }
 }
@@ -148,7 +151,8 @@ struct PerplexityFixture: Decodable {
   }
   static let directory = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures")
   static func load() throws -> PerplexityFixture {
-    try JSONDecoder().decode(PerplexityFixture.self, from: Data(contentsOf: directory.appendingPathComponent("perplexity.json")))
+    try JSONDecoder().decode(
+      PerplexityFixture.self, from: Data(contentsOf: directory.appendingPathComponent("perplexity.json")))
   }
 }
 

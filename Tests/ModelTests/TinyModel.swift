@@ -102,33 +102,49 @@ enum TinyModel {
     w.set("tokenizer.ggml.add_bos_token", bool: false)
     w.set(
       "tokenizer.chat_template",
-      "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}{% endfor %}")
-    w.addTensor("token_embd.weight", type: s.embeddingType, shape: [s.dim, s.vocab],
-                bytes: quantized(s.vocab, s.dim, s.embeddingType, scale: 1))
+      "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}{% endfor %}"
+    )
+    w.addTensor(
+      "token_embd.weight", type: s.embeddingType, shape: [s.dim, s.vocab],
+      bytes: quantized(s.vocab, s.dim, s.embeddingType, scale: 1))
     w.addTensor("output_norm.weight", shape: [s.dim], floats: randn(s.dim, scale: 0.1).map { 1 + $0 })
     if !s.tiedOutput {
-      w.addTensor("output.weight", type: s.weightType, shape: [s.dim, s.vocab],
-                  bytes: quantized(s.vocab, s.dim, s.weightType, scale: 0.2))
+      w.addTensor(
+        "output.weight", type: s.weightType, shape: [s.dim, s.vocab],
+        bytes: quantized(s.vocab, s.dim, s.weightType, scale: 0.2))
     }
     let kv = s.kvHeads * hd
     for l in 0..<s.layers {
       let p = "blk.\(l)."
       let sc = 1 / Float(s.dim).squareRoot()
       w.addTensor(p + "attn_norm.weight", shape: [s.dim], floats: randn(s.dim, scale: 0.1).map { 1 + $0 })
-      w.addTensor(p + "attn_q.weight", type: s.weightType, shape: [s.dim, s.dim], bytes: quantized(s.dim, s.dim, s.weightType, scale: sc))
-      w.addTensor(p + "attn_k.weight", type: s.weightType, shape: [s.dim, kv], bytes: quantized(kv, s.dim, s.weightType, scale: sc))
-      w.addTensor(p + "attn_v.weight", type: s.weightType, shape: [s.dim, kv], bytes: quantized(kv, s.dim, s.weightType, scale: sc))
-      w.addTensor(p + "attn_output.weight", type: s.weightType, shape: [s.dim, s.dim], bytes: quantized(s.dim, s.dim, s.weightType, scale: sc))
+      w.addTensor(
+        p + "attn_q.weight", type: s.weightType, shape: [s.dim, s.dim],
+        bytes: quantized(s.dim, s.dim, s.weightType, scale: sc))
+      w.addTensor(
+        p + "attn_k.weight", type: s.weightType, shape: [s.dim, kv],
+        bytes: quantized(kv, s.dim, s.weightType, scale: sc))
+      w.addTensor(
+        p + "attn_v.weight", type: s.weightType, shape: [s.dim, kv],
+        bytes: quantized(kv, s.dim, s.weightType, scale: sc))
+      w.addTensor(
+        p + "attn_output.weight", type: s.weightType, shape: [s.dim, s.dim],
+        bytes: quantized(s.dim, s.dim, s.weightType, scale: sc))
       if s.arch == "qwen2" {
         w.addTensor(p + "attn_q.bias", shape: [s.dim], floats: randn(s.dim, scale: 0.1))
         w.addTensor(p + "attn_k.bias", shape: [kv], floats: randn(kv, scale: 0.1))
         w.addTensor(p + "attn_v.bias", shape: [kv], floats: randn(kv, scale: 0.1))
       }
       w.addTensor(p + "ffn_norm.weight", shape: [s.dim], floats: randn(s.dim, scale: 0.1).map { 1 + $0 })
-      w.addTensor(p + "ffn_gate.weight", type: s.weightType, shape: [s.dim, s.ffn], bytes: quantized(s.ffn, s.dim, s.weightType, scale: sc))
-      w.addTensor(p + "ffn_up.weight", type: s.weightType, shape: [s.dim, s.ffn], bytes: quantized(s.ffn, s.dim, s.weightType, scale: sc))
-      w.addTensor(p + "ffn_down.weight", type: s.weightType, shape: [s.ffn, s.dim],
-                  bytes: quantized(s.dim, s.ffn, s.weightType, scale: 1 / Float(s.ffn).squareRoot()))
+      w.addTensor(
+        p + "ffn_gate.weight", type: s.weightType, shape: [s.dim, s.ffn],
+        bytes: quantized(s.ffn, s.dim, s.weightType, scale: sc))
+      w.addTensor(
+        p + "ffn_up.weight", type: s.weightType, shape: [s.dim, s.ffn],
+        bytes: quantized(s.ffn, s.dim, s.weightType, scale: sc))
+      w.addTensor(
+        p + "ffn_down.weight", type: s.weightType, shape: [s.ffn, s.dim],
+        bytes: quantized(s.dim, s.ffn, s.weightType, scale: 1 / Float(s.ffn).squareRoot()))
     }
     try w.write(to: path)
   }

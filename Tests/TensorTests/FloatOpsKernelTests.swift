@@ -26,12 +26,18 @@ extension KernelISATests {
       lk_rmsnorm(&out, x, w, Int64(n), eps)
       for i in 0..<n { #expect(abs(Double(out[i]) - norm[i]) <= 1e-5 * abs(norm[i]) + 1e-6, "rmsnorm \(name) [\(i)]") }
       lk_swiglu(&out, g, u, Int64(n))
-      for i in 0..<n { #expect(abs(Double(out[i]) - swiglu[i]) <= 2e-6 * abs(swiglu[i]) + 1e-6, "swiglu \(name) [\(i)]") }
+      for i in 0..<n {
+        #expect(abs(Double(out[i]) - swiglu[i]) <= 2e-6 * abs(swiglu[i]) + 1e-6, "swiglu \(name) [\(i)]")
+      }
       let d = lk_dot_f32(x, w, Int64(n))
       #expect(abs(Double(d) - dot) <= 1e-6 * dotMag + 1e-6, "dot \(name)")
       var y = u
       lk_axpy_f32(&y, 0.75, x, Int64(n))
-      for i in 0..<n { #expect(abs(Double(y[i]) - (Double(u[i]) + 0.75 * Double(x[i]))) <= 1e-6 * (abs(Double(u[i])) + abs(Double(x[i]))), "axpy \(name)") }
+      for i in 0..<n {
+        #expect(
+          abs(Double(y[i]) - (Double(u[i]) + 0.75 * Double(x[i]))) <= 1e-6 * (abs(Double(u[i])) + abs(Double(x[i]))),
+          "axpy \(name)")
+      }
     }
   }
 

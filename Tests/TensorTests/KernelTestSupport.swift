@@ -88,7 +88,9 @@ func randomRaw(_ type: KType, _ n: Int, _ rng: inout SeededRNG) -> [UInt8] {
   case KType.f16.code:
     for i in 0..<n where (raw[2 * i + 1] & 0x7C) == 0x7C { raw[2 * i + 1] &= 0x83 }  // inf/NaN -> subnormal
   case KType.bf16.code:
-    for i in 0..<n where (UInt16(raw[2 * i + 1]) << 8 | UInt16(raw[2 * i])) & 0x7F80 == 0x7F80 { raw[2 * i + 1] &= 0x80 }
+    for i in 0..<n where (UInt16(raw[2 * i + 1]) << 8 | UInt16(raw[2 * i])) & 0x7F80 == 0x7F80 {
+      raw[2 * i + 1] &= 0x80
+    }
   case KType.f32.code:
     for i in 0..<n {
       let f = rng.gaussian()
@@ -126,7 +128,9 @@ func randomWeights(_ type: KType, rows: Int, cols: Int, _ rng: inout SeededRNG) 
     let row = rng.floats(cols, sigma: 0.1)
     raw.withUnsafeMutableBytes { lk_quantize_row(type.code, row, $0.baseAddress! + r * rb, Int64(cols)) }
     raw.withUnsafeBytes { src in
-      deq.withUnsafeMutableBufferPointer { lk_dequantize_row_ref(type.code, src.baseAddress! + r * rb, $0.baseAddress! + r * cols, Int64(cols)) }
+      deq.withUnsafeMutableBufferPointer {
+        lk_dequantize_row_ref(type.code, src.baseAddress! + r * rb, $0.baseAddress! + r * cols, Int64(cols))
+      }
     }
   }
   return (raw, deq)
@@ -141,6 +145,8 @@ func fixture(_ name: String) throws -> [UInt8] {
 /// Floats from little-endian float32 bytes.
 func floats(fromLE bytes: [UInt8]) -> [Float] {
   stride(from: 0, to: bytes.count, by: 4).map { i in
-    Float(bitPattern: UInt32(bytes[i]) | UInt32(bytes[i + 1]) << 8 | UInt32(bytes[i + 2]) << 16 | UInt32(bytes[i + 3]) << 24)
+    Float(
+      bitPattern: UInt32(bytes[i]) | UInt32(bytes[i + 1]) << 8 | UInt32(bytes[i + 2]) << 16 | UInt32(bytes[i + 3]) << 24
+    )
   }
 }

@@ -32,10 +32,14 @@ extension KernelISATests {
       var xf = [Float](repeating: 0, count: ntok * cols)
       for t in 0..<ntok {
         x.withUnsafeBufferPointer { xp in
-          xq.withUnsafeMutableBytes { lk_quantize_act(type.code, xp.baseAddress! + t * cols, $0.baseAddress! + t * ab, Int64(cols)) }
+          xq.withUnsafeMutableBytes {
+            lk_quantize_act(type.code, xp.baseAddress! + t * cols, $0.baseAddress! + t * ab, Int64(cols))
+          }
         }
         xq.withUnsafeBytes { q in
-          xf.withUnsafeMutableBufferPointer { lk_dequantize_row_ref(act, q.baseAddress! + t * ab, $0.baseAddress! + t * cols, Int64(cols)) }
+          xf.withUnsafeMutableBufferPointer {
+            lk_dequantize_row_ref(act, q.baseAddress! + t * ab, $0.baseAddress! + t * cols, Int64(cols))
+          }
         }
       }
       self.xq = xq
@@ -82,7 +86,8 @@ extension KernelISATests {
     /// Checks one result y against both references.
     func check(_ y: Float, _ r: Int, _ t: Int, _ what: String) {
       let i = t * rows + r, tol = tolerance(r, t)
-      #expect(abs(Double(y) - exact[i]) <= tol, "\(type) \(rows)x\(cols) \(what) row \(r) token \(t): \(y) vs \(exact[i])")
+      #expect(
+        abs(Double(y) - exact[i]) <= tol, "\(type) \(rows)x\(cols) \(what) row \(r) token \(t): \(y) vs \(exact[i])")
       if !type.isFloat {
         #expect(abs(Double(y) - float[i]) <= bound[i] * 1.001 + tol, "\(type) \(what) vs float activations")
       }
@@ -116,7 +121,8 @@ extension KernelISATests {
           var part = [Float](repeating: .nan, count: p.rows - 3)
           p.w.withUnsafeBytes { w in
             p.xq.withUnsafeBytes { x in
-              lk_matvec(type.code, &part, w.baseAddress!, x.baseAddress! + t * p.actBytes, Int64(p.cols), 3, Int64(p.rows))
+              lk_matvec(
+                type.code, &part, w.baseAddress!, x.baseAddress! + t * p.actBytes, Int64(p.cols), 3, Int64(p.rows))
             }
           }
           #expect(Array(y[3...]) == part, "\(type) matvec rows [3, \(p.rows)) on \(isaNames[Int(isa)])")
@@ -140,15 +146,20 @@ extension KernelISATests {
   @Test(arguments: KType.weights)
   func matmulMatchesMatvec(_ type: KType) {
     let cols = type.blockElems == 256 ? 512 : 576
-    let p = Problem(type, rows: 37, cols: cols, ntok: 31, seed: 0xB0 + UInt64(type.code))  // 16 + 8 + 4 + 2 + 1 token tiles
+    // 31 tokens = 16 + 8 + 4 + 2 + 1: every token tile size.
+    let p = Problem(type, rows: 37, cols: cols, ntok: 31, seed: 0xB0 + UInt64(type.code))
     let ldy = p.rows + 3
     forEachISA { isa in
       var Y = [Float](repeating: -7, count: p.ntok * ldy)
       p.w.withUnsafeBytes { w in
         p.xq.withUnsafeBytes { x in
           // two row ranges: Y[t * ldy + r] uses the absolute row index
-          lk_matmul(type.code, &Y, Int64(ldy), w.baseAddress!, x.baseAddress!, Int64(p.actBytes), Int64(p.ntok), Int64(cols), 0, 13)
-          lk_matmul(type.code, &Y, Int64(ldy), w.baseAddress!, x.baseAddress!, Int64(p.actBytes), Int64(p.ntok), Int64(cols), 13, Int64(p.rows))
+          lk_matmul(
+            type.code, &Y, Int64(ldy), w.baseAddress!, x.baseAddress!, Int64(p.actBytes), Int64(p.ntok), Int64(cols), 0,
+            13)
+          lk_matmul(
+            type.code, &Y, Int64(ldy), w.baseAddress!, x.baseAddress!, Int64(p.actBytes), Int64(p.ntok), Int64(cols),
+            13, Int64(p.rows))
         }
       }
       for t in 0..<p.ntok {
@@ -165,7 +176,9 @@ extension KernelISATests {
       var Y = [Float](repeating: .nan, count: p.ntok * p.rows)
       p.w.withUnsafeBytes { w in
         p.xq.withUnsafeBytes { x in
-          lk_matmul(type.code, &Y, Int64(p.rows), w.baseAddress!, x.baseAddress!, Int64(p.actBytes), Int64(p.ntok), 9600, 0, Int64(p.rows))
+          lk_matmul(
+            type.code, &Y, Int64(p.rows), w.baseAddress!, x.baseAddress!, Int64(p.actBytes), Int64(p.ntok), 9600, 0,
+            Int64(p.rows))
         }
       }
       for t in 0..<p.ntok { for r in 0..<p.rows { p.check(Y[t * p.rows + r], r, t, "matmul \(isaNames[Int(isa)])") } }
@@ -181,7 +194,9 @@ extension KernelISATests {
     p.w.withUnsafeBytes { w in
       p.xq.withUnsafeBytes { x in
         lk_matvec(type.code, &y1, w.baseAddress!, x.baseAddress!, Int64(cols), 0, Int64(p.rows))
-        lk_matmul(type.code, &Y1, Int64(p.rows), w.baseAddress!, x.baseAddress!, Int64(p.actBytes), Int64(p.ntok), Int64(cols), 0, Int64(p.rows))
+        lk_matmul(
+          type.code, &Y1, Int64(p.rows), w.baseAddress!, x.baseAddress!, Int64(p.actBytes), Int64(p.ntok), Int64(cols),
+          0, Int64(p.rows))
       }
     }
     for threads in [1, 2, 3] {
@@ -192,7 +207,9 @@ extension KernelISATests {
       p.w.withUnsafeBytes { w in
         p.xq.withUnsafeBytes { x in
           lk_matvec_mt(pool, type.code, &y, w.baseAddress!, x.baseAddress!, Int64(cols), Int64(p.rows))
-          lk_matmul_mt(pool, type.code, &Y, Int64(p.rows), w.baseAddress!, x.baseAddress!, Int64(p.actBytes), Int64(p.ntok), Int64(cols), Int64(p.rows))
+          lk_matmul_mt(
+            pool, type.code, &Y, Int64(p.rows), w.baseAddress!, x.baseAddress!, Int64(p.actBytes), Int64(p.ntok),
+            Int64(cols), Int64(p.rows))
         }
       }
       #expect(y == y1, "\(type) matvec on \(threads) threads")

@@ -1,3 +1,5 @@
+import Foundation
+
 /// One message of a conversation.
 public struct ChatMessage: Sendable, Equatable, Codable {
   public var role: String
@@ -64,5 +66,3 @@ public enum ChatTemplate: Sendable, Equatable {
     return out
   }
 }
-
-import Foundation

@@ -24,15 +24,18 @@ public enum GGUFError: Error, CustomStringConvertible, Equatable {
     case .unsupportedVersion(let p, let v):
       return "\(p): GGUF version \(v) is not supported (lorad reads versions 2 and 3)"
     case .truncated(let p, let f, let o):
-      return "\(p): file is truncated or corrupt: \(f) runs past the end of the file (at byte \(o)); fetch the file again"
+      return
+        "\(p): file is truncated or corrupt: \(f) runs past the end of the file (at byte \(o)); fetch the file again"
     case .absurdCount(let p, let f, let c):
       return "\(p): corrupt file: \(f) is \(c), more than the file could hold"
     case .badValueType(let p, let k, let t): return "\(p): metadata '\(k)' has unknown value type \(t)"
     case .badUTF8(let p, let f): return "\(p): \(f) is not valid UTF-8"
     case .unknownTensorType(let p, let n, let t):
-      return "\(p): tensor '\(n)' has type \(t), which lorad does not support (F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q4_K, Q6_K)"
+      return
+        "\(p): tensor '\(n)' has type \(t), which lorad does not support (F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q4_K, Q6_K)"
     case .badTensorShape(let p, let n, let r): return "\(p): tensor '\(n)': \(r)"
-    case .tensorOutOfBounds(let p, let n): return "\(p): tensor '\(n)' lies past the end of the file; the file is truncated"
+    case .tensorOutOfBounds(let p, let n):
+      return "\(p): tensor '\(n)' lies past the end of the file; the file is truncated"
     case .duplicate(let p, let f): return "\(p): \(f) appears twice"
     case .missingKey(let p, let k): return "\(p): metadata key '\(k)' is missing"
     case .wrongKeyType(let p, let k, let e): return "\(p): metadata key '\(k)' should be \(e)"

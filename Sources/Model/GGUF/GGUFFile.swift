@@ -105,7 +105,9 @@ public final class GGUFFile: @unchecked Sendable {
     guard let v = metadata[key] else { throw GGUFError.missingKey(path: path, key: key) }
     guard let a = v.array else { throw GGUFError.wrongKeyType(path: path, key: key, expected: "an array of strings") }
     return try a.map {
-      guard let s = $0.string else { throw GGUFError.wrongKeyType(path: path, key: key, expected: "an array of strings") }
+      guard let s = $0.string else {
+        throw GGUFError.wrongKeyType(path: path, key: key, expected: "an array of strings")
+      }
       return s
     }
   }

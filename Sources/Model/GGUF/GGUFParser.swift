@@ -71,7 +71,9 @@ struct GGUFParser {
       return .bool(b != 0)
     case .string: return .string(try readString(key))
     case .array:
-      if depth >= Self.maxArrayNesting { throw GGUFError.absurdCount(path: path, field: key + " (array nesting)", count: UInt64(depth)) }
+      if depth >= Self.maxArrayNesting {
+        throw GGUFError.absurdCount(path: path, field: key + " (array nesting)", count: UInt64(depth))
+      }
       let etRaw = try read(UInt32.self, key + " (array element type)")
       guard let et = GGUFValueType(rawValue: etRaw) else {
         throw GGUFError.badValueType(path: path, key: key, type: etRaw)
@@ -121,7 +123,8 @@ struct GGUFParser {
       let name = try readString("name of tensor #\(i)")
       let nd = try read(UInt32.self, "n_dims of tensor '\(name)'")
       if nd == 0 || nd > UInt32(Self.maxDims) {
-        throw GGUFError.badTensorShape(path: path, tensor: name, reason: "\(nd) dimensions (1 to \(Self.maxDims) allowed)")
+        throw GGUFError.badTensorShape(
+          path: path, tensor: name, reason: "\(nd) dimensions (1 to \(Self.maxDims) allowed)")
       }
       var shape: [Int] = []
       var total: UInt64 = 1
@@ -131,7 +134,9 @@ struct GGUFParser {
           throw GGUFError.badTensorShape(path: path, tensor: name, reason: "dimension \(d) is \(n)")
         }
         let (p, o) = total.multipliedReportingOverflow(by: n)
-        if o || p > UInt64(size) * 8 { throw GGUFError.badTensorShape(path: path, tensor: name, reason: "more elements than the file could hold") }
+        if o || p > UInt64(size) * 8 {
+          throw GGUFError.badTensorShape(path: path, tensor: name, reason: "more elements than the file could hold")
+        }
         total = p
         shape.append(Int(n))
       }
@@ -141,7 +146,8 @@ struct GGUFParser {
       }
       if shape[0] % type.blockElements != 0 {
         throw GGUFError.badTensorShape(
-          path: path, tensor: name, reason: "row length \(shape[0]) is not a multiple of the \(type) block size \(type.blockElements)")
+          path: path, tensor: name,
+          reason: "row length \(shape[0]) is not a multiple of the \(type) block size \(type.blockElements)")
       }
       let off = try read(UInt64.self, "offset of tensor '\(name)'")
       if !seen.insert(name).inserted { throw GGUFError.duplicate(path: path, field: "tensor '\(name)'") }
@@ -155,14 +161,16 @@ struct GGUFParser {
       let rows = info.shape.dropFirst().reduce(1, *)
       let bytes = info.type.rowBytes(info.shape[0])! * rows
       guard info.offset % UInt64(alignment) == 0 else {
-        throw GGUFError.badTensorShape(path: path, tensor: info.name, reason: "offset \(info.offset) is not aligned to \(alignment)")
+        throw GGUFError.badTensorShape(
+          path: path, tensor: info.name, reason: "offset \(info.offset) is not aligned to \(alignment)")
       }
       guard info.offset <= UInt64(size), dataStart + Int(info.offset) + bytes <= size else {
         throw GGUFError.tensorOutOfBounds(path: path, tensor: info.name)
       }
       let off = dataStart + Int(info.offset)
       tensors.append(
-        GGUFTensor(name: info.name, type: info.type, shape: info.shape, offset: off, byteCount: bytes, data: base + off))
+        GGUFTensor(name: info.name, type: info.type, shape: info.shape, offset: off, byteCount: bytes, data: base + off)
+      )
     }
     return Parsed(version: version, metadata: metadata, keys: keys, tensors: tensors, alignment: alignment)
   }

@@ -4,10 +4,13 @@ extension TokenizerConfig {
     let model = try f.string("tokenizer.ggml.model")
     let pre = (f["tokenizer.ggml.pre"]?.string) ?? "default"
     let tokens = try f.strings("tokenizer.ggml.tokens")
-    let types = f["tokenizer.ggml.token_type"] == nil ? [] : try f.ints("tokenizer.ggml.token_type").map { Int32(truncatingIfNeeded: $0) }
+    let types =
+      f["tokenizer.ggml.token_type"] == nil
+      ? [] : try f.ints("tokenizer.ggml.token_type").map { Int32(truncatingIfNeeded: $0) }
     let merges = f["tokenizer.ggml.merges"] == nil ? [] : try f.strings("tokenizer.ggml.merges")
     if !types.isEmpty && types.count != tokens.count {
-      throw GGUFError.wrongKeyType(path: f.path, key: "tokenizer.ggml.token_type", expected: "one entry per token (\(tokens.count))")
+      throw GGUFError.wrongKeyType(
+        path: f.path, key: "tokenizer.ggml.token_type", expected: "one entry per token (\(tokens.count))")
     }
     func id(_ key: String) -> Int32? {
       guard let v = f[key]?.int, v >= 0, v < tokens.count else { return nil }

@@ -29,7 +29,8 @@ public struct Perplexity {
     }
     let chunks = tokens.count / ctx
     guard chunks > 0 else {
-      throw ModelError.invalidArgument("the text has \(tokens.count) tokens; perplexity at --ctx \(ctx) needs at least \(ctx)")
+      throw ModelError.invalidArgument(
+        "the text has \(tokens.count) tokens; perplexity at --ctx \(ctx) needs at least \(ctx)")
     }
     let vocab = context.config.vocabSize
     let cache = context.makeCache(capacity: ctx)

@@ -44,7 +44,8 @@ public struct LlamaConfig: Sendable, Equatable {
     headDim = (try? f.int("\(arch).attention.key_length")) ?? dim / heads
     ropeDim = (try? f.int("\(arch).rope.dimension_count")) ?? headDim
     guard ropeDim <= headDim, ropeDim % 2 == 0 else {
-      throw ModelError.badHyperParameters(path: f.path, reason: "rope dimension \(ropeDim) vs head dimension \(headDim)")
+      throw ModelError.badHyperParameters(
+        path: f.path, reason: "rope dimension \(ropeDim) vs head dimension \(headDim)")
     }
     ropeBase = Float((try? f.double("\(arch).rope.freq_base")) ?? 10000)
     ropeStyle = arch == "qwen2" ? .neox : .normal
@@ -52,7 +53,8 @@ public struct LlamaConfig: Sendable, Equatable {
     contextLength = (try? f.int("\(arch).context_length")) ?? 2048
     let emb = try f.require("token_embd.weight")
     guard emb.shape.count == 2, emb.shape[0] == dim else {
-      throw GGUFError.wrongTensor(path: f.path, tensor: emb.name, reason: "shape \(emb.shape), expected [\(dim), vocab]")
+      throw GGUFError.wrongTensor(
+        path: f.path, tensor: emb.name, reason: "shape \(emb.shape), expected [\(dim), vocab]")
     }
     vocabSize = emb.shape[1]
   }

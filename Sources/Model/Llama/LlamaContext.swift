@@ -12,6 +12,8 @@ public final class LlamaContext: @unchecked Sendable {  // owned by one compute 
   public let linear: LinearWorkspace
   public let maxBatch: Int
   public let maxContext: Int
+  /// Most rows of one step that may ask for logits (the logits buffer is sized for them).
+  public let maxLogitRows: Int
 
   // Activations, one row per batch row.
   let x: UnsafeMutablePointer<Float>  // (maxBatch, dim) residual stream
@@ -28,17 +30,21 @@ public final class LlamaContext: @unchecked Sendable {  // owned by one compute 
   let invFreq: UnsafeMutablePointer<Float>  // (ropeDim/2)
   let scores: UnsafeMutablePointer<Float>  // (threads, maxContext) attention scores per thread
   let gemmScores: UnsafeMutablePointer<Float>  // (threads, gemmAttentionChunk, maxContext) prefill scores
-  /// Logits of the rows that asked for them, in batch order: (maxBatch, vocab).
+  /// Logits of the rows that asked for them, in batch order: (maxLogitRows, vocab).
   public let logits: UnsafeMutablePointer<Float>
-  private var logitRowIndex: [Int]  // batch row -> logits row (-1 if none)
 
-  public init(model: LlamaModel, threads: Int, maxBatch: Int = 512, maxContext: Int = 4096,
-              batched: BatchedProduct = .int8) {
+  /// - maxLogitRows: rows per step that may want logits (default: every row, as perplexity
+  ///   needs); generation needs one per sequence, which saves vocab × 4 bytes per row.
+  public init(
+    model: LlamaModel, threads: Int, maxBatch: Int = 512, maxContext: Int = 4096,
+    batched: BatchedProduct = .int8, maxLogitRows: Int? = nil
+  ) {
     self.model = model
     let c = model.config
     config = c
     self.maxBatch = max(1, maxBatch)
     self.maxContext = max(1, maxContext)
+    self.maxLogitRows = min(self.maxBatch, max(1, maxLogitRows ?? maxBatch))
     pool = ComputePool(threads: threads)
     let maxCols = max(c.dim, c.ffnDim, c.qDim)
     let biggest = max(c.ffnDim * c.dim, c.qDim * c.dim)
@@ -66,13 +72,15 @@ public final class LlamaContext: @unchecked Sendable {  // owned by one compute 
       invFreq[i] = Float(pow(Double(c.ropeBase), -2.0 * Double(i) / Double(c.ropeDim)))
     }
     scores = buf(pool.threads * self.maxContext)
-    gemmScores = buf(self.maxBatch >= Self.gemmAttentionMinRows ? pool.threads * Self.gemmAttentionChunk * self.maxContext : 1)
-    logits = buf(B * c.vocabSize)
-    logitRowIndex = Array(repeating: -1, count: B)
+    gemmScores = buf(
+      self.maxBatch >= Self.gemmAttentionMinRows ? pool.threads * Self.gemmAttentionChunk * self.maxContext : 1)
+    logits = buf(self.maxLogitRows * c.vocabSize)
   }
 
   deinit {
-    for p in [x, xb, xb2, q, k, v, att, hb, hb2, ropeCos, ropeSin, invFreq, scores, gemmScores, logits] { p.deallocate() }
+    for p in [x, xb, xb2, q, k, v, att, hb, hb2, ropeCos, ropeSin, invFreq, scores, gemmScores, logits] {
+      p.deallocate()
+    }
   }
 
   /// A KV cache sized for this model.
@@ -142,8 +150,8 @@ public final class LlamaContext: @unchecked Sendable {  // owned by one compute 
     // 3. Final norm and the output head, only for the rows that want logits.
     var m = 0
     for i in 0..<n where batch.wantsLogits[i] {
+      precondition(m < maxLogitRows, "more rows want logits than maxLogitRows (\(maxLogitRows))")
       lk_rmsnorm(xb + m * dim, x + i * dim, w.outputNorm, Int64(dim), c.normEps)
-      logitRowIndex[i] = m
       m += 1
     }
     if m > 0 {
@@ -168,7 +176,9 @@ public final class LlamaContext: @unchecked Sendable {  // owned by one compute 
     }
   }
 
-  func rmsnormRows(_ out: UnsafeMutablePointer<Float>, _ inp: UnsafeMutablePointer<Float>, _ weight: UnsafePointer<Float>, _ n: Int) {
+  func rmsnormRows(
+    _ out: UnsafeMutablePointer<Float>, _ inp: UnsafeMutablePointer<Float>, _ weight: UnsafePointer<Float>, _ n: Int
+  ) {
     let dim = config.dim, eps = config.normEps
     each(n) { i in lk_rmsnorm(out + i * dim, inp + i * dim, weight, Int64(dim), eps) }
   }

@@ -17,7 +17,6 @@ public struct LlamaLayer: @unchecked Sendable {
   public let wDown: WeightMatrix  // (dim, ffnDim)
 }
 
-
 /// All weights of a Llama-family model, stored as they are in the file (4-bit stays 4-bit).
 public struct LlamaWeights: @unchecked Sendable {  // points into the read-only mapping
   public let tokenEmbedding: WeightMatrix  // (vocab, dim)
@@ -37,7 +36,8 @@ public struct LlamaWeights: @unchecked Sendable {  // points into the read-only 
     func vector(_ name: String, _ n: Int) throws -> UnsafePointer<Float> {
       let t = try f.require(name)
       guard t.type == .f32, t.elementCount == n else {
-        throw GGUFError.wrongTensor(path: f.path, tensor: name, reason: "expected \(n) F32 values, found \(t.shape) \(t.type)")
+        throw GGUFError.wrongTensor(
+          path: f.path, tensor: name, reason: "expected \(n) F32 values, found \(t.shape) \(t.type)")
       }
       return t.data.assumingMemoryBound(to: Float.self)
     }

@@ -24,11 +24,15 @@ public struct SamplingOptions: Sendable, Equatable {
   /// Checks ranges; the message says which option and what is allowed.
   public func validate() throws {
     func bad(_ m: String) -> ModelError { .invalidArgument(m) }
-    if !temperature.isFinite || temperature < 0 || temperature > 100 { throw bad("temperature must be in 0...100 (0 = greedy)") }
+    if !temperature.isFinite || temperature < 0 || temperature > 100 {
+      throw bad("temperature must be in 0...100 (0 = greedy)")
+    }
     if topK < 0 { throw bad("top_k must be 0 (off) or positive") }
     if !topP.isFinite || topP <= 0 || topP > 1 { throw bad("top_p must be in (0, 1]") }
     if !minP.isFinite || minP < 0 || minP >= 1 { throw bad("min_p must be in [0, 1)") }
-    if !repeatPenalty.isFinite || repeatPenalty <= 0 || repeatPenalty > 10 { throw bad("repeat_penalty must be in (0, 10]") }
+    if !repeatPenalty.isFinite || repeatPenalty <= 0 || repeatPenalty > 10 {
+      throw bad("repeat_penalty must be in (0, 10]")
+    }
     if repeatLastN < 0 { throw bad("repeat_last_n must not be negative") }
   }
 }

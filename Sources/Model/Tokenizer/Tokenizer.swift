@@ -149,8 +149,7 @@ public final class Tokenizer: Sendable {
   /// llama.cpp's `llama_tokenize(text, add_special, parse_special)`: `addSpecial` adds BOS / EOS
   /// as the model asks (`add_bos_token`, `add_eos_token`); `parseSpecial` lets control tokens
   /// written in the text (`<|im_start|>`) become their ids rather than plain text.
-  public func encode(_ text: String, addSpecial: Bool = true, parseSpecial: Bool = true) -> [Int32]
-  {
+  public func encode(_ text: String, addSpecial: Bool = true, parseSpecial: Bool = true) -> [Int32] {
     var out: [Int32] = []
     out.reserveCapacity(text.utf8.count / 3 + 2)
     if addSpecial && addBOS, let bos = bosID { out.append(bos) }

@@ -32,11 +32,13 @@ let package = Package(
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ]),
     .testTarget(name: "TensorTests", dependencies: ["Tensor", "CKernels"], resources: [.copy("Fixtures")]),
+    // Test helpers shared by the test targets (the tiny model written as a real GGUF).
+    .target(name: "TestSupport", dependencies: ["Model", "Tensor", "CKernels"], path: "Tests/TestSupport"),
     .testTarget(
-      name: "AdaptersTests", dependencies: ["Adapters", "Model", "Tensor"],
+      name: "AdaptersTests", dependencies: ["Adapters", "Model", "Tensor", "TestSupport"],
       resources: [.copy("Fixtures")]),
     .testTarget(
-      name: "ModelTests", dependencies: ["Model", "Tensor", "CKernels"],
+      name: "ModelTests", dependencies: ["Model", "Tensor", "CKernels", "TestSupport"],
       resources: [.copy("Fixtures")]),
   ],
   swiftLanguageModes: [.v6]

@@ -1,35 +1,8 @@
 import Model
 import Tensor
 
-/// The seven projections of a Llama block a LoRA adapter may target, by their PEFT names.
-public enum LoRAModule: String, CaseIterable, Sendable, Codable {
-  case q = "q_proj", k = "k_proj", v = "v_proj", o = "o_proj"
-  case gate = "gate_proj", up = "up_proj", down = "down_proj"
-
-  /// llama.cpp's GGUF tensor name stem (`blk.N.<stem>.weight`).
-  public var ggufName: String {
-    switch self {
-    case .q: return "attn_q"
-    case .k: return "attn_k"
-    case .v: return "attn_v"
-    case .o: return "attn_output"
-    case .gate: return "ffn_gate"
-    case .up: return "ffn_up"
-    case .down: return "ffn_down"
-    }
-  }
-
-  /// (output rows, input columns) of the base weight this module adapts.
-  public func shape(_ c: LlamaConfig) -> (rows: Int, cols: Int) {
-    switch self {
-    case .q: return (c.qDim, c.dim)
-    case .k, .v: return (c.kvDim, c.dim)
-    case .o: return (c.dim, c.qDim)
-    case .gate, .up: return (c.ffnDim, c.dim)
-    case .down: return (c.dim, c.ffnDim)
-    }
-  }
-}
+/// The seven projections (defined in Model, next to the forward that applies them).
+public typealias LoRAModule = Model.LoRAModule
 
 /// Where a LoRA pair applies: one module of one layer.
 public struct LoRATarget: Hashable, Sendable, Comparable {

@@ -30,6 +30,13 @@ public final class LlamaContext: @unchecked Sendable {  // owned by one compute 
   let invFreq: UnsafeMutablePointer<Float>  // (ropeDim/2)
   let scores: UnsafeMutablePointer<Float>  // (threads, maxContext) attention scores per thread
   let gemmScores: UnsafeMutablePointer<Float>  // (threads, gemmAttentionChunk, maxContext) prefill scores
+  // LoRA: the step's runs of rows per adapter mix, its tasks, and their scratch (grown on demand).
+  var loraRuns: [LoRARun] = []
+  var loraTasks: [LoRATask] = []
+  var loraT: UnsafeMutablePointer<Float>? = nil  // (Σ tasks count × rank) intermediates A·x
+  var loraTCount = 0
+  var loraU: UnsafeMutablePointer<Float>? = nil  // (threads, maxBatch, widest / threads) B·t slices
+  var loraUPerThread = 0
   /// Logits of the rows that asked for them, in batch order: (maxLogitRows, vocab).
   public let logits: UnsafeMutablePointer<Float>
 
@@ -123,27 +130,32 @@ public final class LlamaContext: @unchecked Sendable {  // owned by one compute 
       }
     }
 
-    // 2. The transformer blocks.
+    // 2. The transformer blocks; rows with adapters add their low-rank products after each base product.
+    collectLoRARuns(batch, n)
     for (l, layer) in w.layers.enumerated() {
       // Attention: x += Wo · attention(rope(Wq·norm(x)), rope(Wk·norm(x)), Wv·norm(x))
       rmsnormRows(xb, x, layer.attnNorm, n)
       let a = linear.activations(xb, ldx: dim, n: n, for: layer.wq)
       linear.linear((q, layer.wq), (k, layer.wk), (v, layer.wv), ldy: (c.qDim, c.kvDim, c.kvDim), a)
+      applyLoRA(layer: l, x: xb, ldx: dim, (.q, q, c.qDim), (.k, k, c.kvDim), (.v, v, c.kvDim))
       addBias(q, layer.bq, c.qDim, n)
       addBias(k, layer.bk, c.kvDim, n)
       addBias(v, layer.bv, c.kvDim, n)
       ropeAndStore(layer: l, batch: batch, n: n)
       attention(layer: l, batch: batch, n: n)
       linear.linear(xb2, ldy: dim, layer.wo, x: att, ldx: c.qDim, n: n)
+      applyLoRA(layer: l, x: att, ldx: c.qDim, (.o, xb2, dim))
       addRows(x, xb2, n * dim)
 
       // Feed-forward: x += Wdown · (silu(Wgate·norm(x)) ⊙ Wup·norm(x))
       rmsnormRows(xb, x, layer.ffnNorm, n)
       let f = linear.activations(xb, ldx: dim, n: n, for: layer.wGate)
       linear.linear((hb, layer.wGate), (hb2, layer.wUp), ldy: (c.ffnDim, c.ffnDim, 0), f)
+      applyLoRA(layer: l, x: xb, ldx: dim, (.gate, hb, c.ffnDim), (.up, hb2, c.ffnDim))
       let hb = self.hb, hb2 = self.hb2, ffn = c.ffnDim
       each(n) { i in lk_swiglu(hb + i * ffn, hb + i * ffn, hb2 + i * ffn, Int64(ffn)) }
       linear.linear(xb2, ldy: dim, layer.wDown, x: hb, ldx: c.ffnDim, n: n)
+      applyLoRA(layer: l, x: hb, ldx: c.ffnDim, (.down, xb2, dim))
       addRows(x, xb2, n * dim)
     }
 

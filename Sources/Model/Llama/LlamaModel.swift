@@ -29,21 +29,25 @@ public final class Batch: @unchecked Sendable {  // owned by the compute thread
   public private(set) var positions: [Int] = []
   public private(set) var caches: [KVCache] = []
   public private(set) var wantsLogits: [Bool] = []
+  /// The adapters each row applies (nil: the base model alone).
+  public private(set) var adapters: [AdapterMix?] = []
 
   public init(capacity: Int = 512) {
     tokens.reserveCapacity(capacity)
     positions.reserveCapacity(capacity)
     caches.reserveCapacity(capacity)
     wantsLogits.reserveCapacity(capacity)
+    adapters.reserveCapacity(capacity)
   }
 
   public var count: Int { tokens.count }
 
-  public func add(_ token: Int32, position: Int, cache: KVCache, logits: Bool) {
+  public func add(_ token: Int32, position: Int, cache: KVCache, logits: Bool, adapters mix: AdapterMix? = nil) {
     tokens.append(token)
     positions.append(position)
     caches.append(cache)
     wantsLogits.append(logits)
+    adapters.append(mix)
   }
 
   public func clear() {
@@ -51,5 +55,6 @@ public final class Batch: @unchecked Sendable {  // owned by the compute thread
     positions.removeAll(keepingCapacity: true)
     caches.removeAll(keepingCapacity: true)
     wantsLogits.removeAll(keepingCapacity: true)
+    adapters.removeAll(keepingCapacity: true)
   }
 }

@@ -5,23 +5,24 @@ import Tensor
 
 /// A tiny Llama-family model with random weights, written as a real GGUF file: the fast unit
 /// tests' model. Deterministic for a seed.
-enum TinyModel {
-  struct Shape {
-    var arch = "llama"
-    var layers = 2
-    var dim = 64
-    var heads = 4
-    var kvHeads = 2
-    var ffn = 128
-    var vocab = 300
-    var ctx = 256
-    var weightType: GGMLType = .q4_1
-    var embeddingType: GGMLType = .q8_0
-    var tiedOutput = true
+public enum TinyModel {
+  public struct Shape: Sendable {
+    public var arch = "llama"
+    public var layers = 2
+    public var dim = 64
+    public var heads = 4
+    public var kvHeads = 2
+    public var ffn = 128
+    public var vocab = 300
+    public var ctx = 256
+    public var weightType: GGMLType = .q4_1
+    public var embeddingType: GGMLType = .q8_0
+    public var tiedOutput = true
+    public init() {}
   }
 
   /// Byte-level vocabulary: the 256 byte tokens, a few merges, and ChatML control tokens.
-  static func vocabulary(_ n: Int) -> (tokens: [String], types: [Int32], merges: [String]) {
+  public static func vocabulary(_ n: Int) -> (tokens: [String], types: [Int32], merges: [String]) {
     var toks: [String] = []
     var types: [Int32] = []
     // GPT-2's byte-to-unicode map: printable bytes stand for themselves, others shift to 256+.
@@ -55,7 +56,12 @@ enum TinyModel {
   }
 
   /// Writes the model to `path`.
-  static func write(to path: String, shape s: Shape = Shape(), seed: UInt64 = 1) throws {
+  /// `transform(name, rows, cols, weights)` may change a matrix's float weights before they are
+  /// quantized (e.g. to merge a LoRA delta into a reference model).
+  public static func write(
+    to path: String, shape s: Shape = Shape(), seed: UInt64 = 1,
+    transform: (String, Int, Int, [Float]) -> [Float] = { $3 }
+  ) throws {
     var rng = Xoshiro256(seed: seed)
     func randn(_ n: Int, scale: Float) -> [Float] {
       (0..<n).map { _ in
@@ -65,8 +71,9 @@ enum TinyModel {
         return (a - 2) * scale * 1.7
       }
     }
+    var current = ""
     func quantized(_ rows: Int, _ cols: Int, _ type: GGMLType, scale: Float) -> [UInt8] {
-      let f = randn(rows * cols, scale: scale)
+      let f = transform(current, rows, cols, randn(rows * cols, scale: scale))
       if type == .f32 { return f.withUnsafeBytes { Array($0) } }
       let rb = type.rowBytes(cols)!
       var out = [UInt8](repeating: 0, count: rb * rows)
@@ -104,11 +111,13 @@ enum TinyModel {
       "tokenizer.chat_template",
       "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}{% endfor %}"
     )
+    current = "token_embd.weight"
     w.addTensor(
       "token_embd.weight", type: s.embeddingType, shape: [s.dim, s.vocab],
       bytes: quantized(s.vocab, s.dim, s.embeddingType, scale: 1))
     w.addTensor("output_norm.weight", shape: [s.dim], floats: randn(s.dim, scale: 0.1).map { 1 + $0 })
     if !s.tiedOutput {
+      current = "output.weight"
       w.addTensor(
         "output.weight", type: s.weightType, shape: [s.dim, s.vocab],
         bytes: quantized(s.vocab, s.dim, s.weightType, scale: 0.2))
@@ -118,15 +127,19 @@ enum TinyModel {
       let p = "blk.\(l)."
       let sc = 1 / Float(s.dim).squareRoot()
       w.addTensor(p + "attn_norm.weight", shape: [s.dim], floats: randn(s.dim, scale: 0.1).map { 1 + $0 })
+      current = p + "attn_q.weight"
       w.addTensor(
         p + "attn_q.weight", type: s.weightType, shape: [s.dim, s.dim],
         bytes: quantized(s.dim, s.dim, s.weightType, scale: sc))
+      current = p + "attn_k.weight"
       w.addTensor(
         p + "attn_k.weight", type: s.weightType, shape: [s.dim, kv],
         bytes: quantized(kv, s.dim, s.weightType, scale: sc))
+      current = p + "attn_v.weight"
       w.addTensor(
         p + "attn_v.weight", type: s.weightType, shape: [s.dim, kv],
         bytes: quantized(kv, s.dim, s.weightType, scale: sc))
+      current = p + "attn_output.weight"
       w.addTensor(
         p + "attn_output.weight", type: s.weightType, shape: [s.dim, s.dim],
         bytes: quantized(s.dim, s.dim, s.weightType, scale: sc))
@@ -136,12 +149,15 @@ enum TinyModel {
         w.addTensor(p + "attn_v.bias", shape: [kv], floats: randn(kv, scale: 0.1))
       }
       w.addTensor(p + "ffn_norm.weight", shape: [s.dim], floats: randn(s.dim, scale: 0.1).map { 1 + $0 })
+      current = p + "ffn_gate.weight"
       w.addTensor(
         p + "ffn_gate.weight", type: s.weightType, shape: [s.dim, s.ffn],
         bytes: quantized(s.ffn, s.dim, s.weightType, scale: sc))
+      current = p + "ffn_up.weight"
       w.addTensor(
         p + "ffn_up.weight", type: s.weightType, shape: [s.dim, s.ffn],
         bytes: quantized(s.ffn, s.dim, s.weightType, scale: sc))
+      current = p + "ffn_down.weight"
       w.addTensor(
         p + "ffn_down.weight", type: s.weightType, shape: [s.ffn, s.dim],
         bytes: quantized(s.dim, s.ffn, s.weightType, scale: 1 / Float(s.ffn).squareRoot()))
@@ -150,7 +166,7 @@ enum TinyModel {
   }
 
   /// A fresh temporary path for a test file.
-  static func temporaryPath(_ name: String) -> String {
+  public static func temporaryPath(_ name: String) -> String {
     let dir = FileManager.default.temporaryDirectory.appendingPathComponent("lorad-tests-\(getpid())")
     try? FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
     return dir.appendingPathComponent("\(UUID().uuidString)-\(name)").path

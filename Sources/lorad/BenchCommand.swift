@@ -1,3 +1,4 @@
+import Adapters
 import ArgumentParser
 import Foundation
 import Model
@@ -25,53 +26,80 @@ struct BenchCommand: ParsableCommand {
   var batched: String = "int8"
   @Option(name: .long, help: "Seed of the random prompt.")
   var seed: UInt64 = 42
+  @Option(name: .long, help: "Sequences decoded together in one batch (prefill splits --prompt-tokens among them).")
+  var sequences: Int = 1
+  @Option(
+    name: .customLong("distinct-adapters"), help: "Random LoRA adapters spread over the sequences (0 = base only).")
+  var distinctAdapters: Int = 0
+  @Option(name: .long, help: "Rank of the random adapters (all seven projections).")
+  var rank: Int = 16
 
   func validate() throws {
     guard promptTokens >= 1, genTokens >= 1, repetitions >= 1 else {
       throw ValidationError("--prompt-tokens, --gen-tokens and --repetitions must be positive")
     }
     guard BatchedProduct(rawValue: batched) != nil else { throw ValidationError("--batched must be int8 or blas") }
+    guard (1...512).contains(sequences), promptTokens >= sequences else {
+      throw ValidationError("--sequences must be in 1...512 and at most --prompt-tokens")
+    }
+    guard distinctAdapters >= 0, distinctAdapters <= sequences, (1...256).contains(rank) else {
+      throw ValidationError("--distinct-adapters must be in 0...--sequences and --rank in 1...256")
+    }
   }
 
   func run() throws {
     let m = try modelOptions.load()
-    let need = promptTokens + genTokens + 1
+    let c = m.model.config
+    let S = sequences
+    let perSeq = promptTokens / S
+    let need = perSeq + genTokens + 1
     let ctx = LlamaContext(
-      model: m.model, threads: modelOptions.threads, maxBatch: promptTokens,
-      maxContext: max(need, 16), batched: BatchedProduct(rawValue: batched)!, maxLogitRows: 1)
-    let cache = ctx.makeCache()
-    let batch = Batch(capacity: promptTokens)
+      model: m.model, threads: modelOptions.threads, maxBatch: max(promptTokens, S),
+      maxContext: max(need, 16), batched: BatchedProduct(rawValue: batched)!, maxLogitRows: S)
+    let caches = (0..<S).map { _ in ctx.makeCache() }
+    let adapters = (0..<distinctAdapters).map {
+      ResidentAdapter(
+        LoRAWeights.random(name: "bench\($0)", config: c, rank: rank, alpha: Float(2 * rank), seed: seed + UInt64($0)),
+        layers: c.layers)
+    }
+    let mixes: [AdapterMix?] = (0..<S).map { adapters.isEmpty ? nil : AdapterMix(adapters[$0 % adapters.count]) }
+    let batch = Batch(capacity: max(promptTokens, S))
     var rng = Xoshiro256(seed: seed)
-    let vocab = UInt64(m.model.config.vocabSize)
-    let prompt = (0..<promptTokens).map { _ in Int32(truncatingIfNeeded: rng.next() % vocab) }
+    let vocab = UInt64(c.vocabSize)
+    let prompt = (0..<(perSeq * S)).map { _ in Int32(truncatingIfNeeded: rng.next() % vocab) }
 
     func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
     // Warm-up: touches every weight page and wakes the threads.
     batch.clear()
-    batch.add(prompt[0], position: 0, cache: cache, logits: true)
+    for s in 0..<S { batch.add(prompt[s * perSeq], position: 0, cache: caches[s], logits: true, adapters: mixes[s]) }
     ctx.forward(batch)
 
     var pp: [Double] = []
     var tg: [Double] = []
     for _ in 0..<repetitions {
-      cache.truncate(to: 0)
+      // Prefill: one batch holding every sequence's prompt, each with its adapter.
       batch.clear()
-      for (i, t) in prompt.enumerated() { batch.add(t, position: i, cache: cache, logits: i == prompt.count - 1) }
+      for s in 0..<S {
+        caches[s].truncate(to: 0)
+        for i in 0..<perSeq {
+          batch.add(prompt[s * perSeq + i], position: i, cache: caches[s], logits: i == perSeq - 1, adapters: mixes[s])
+        }
+      }
       let t0 = now()
       ctx.forward(batch)
-      pp.append(Double(promptTokens) / (now() - t0))
+      pp.append(Double(perSeq * S) / (now() - t0))
 
-      // Decode from a one-token context, as llama-bench's tg does.
-      cache.truncate(to: 0)
-      var tok = prompt[0]
+      // Decode from a one-token context, as llama-bench's tg does: S rows per step.
+      var toks = (0..<S).map { prompt[$0 * perSeq] }
+      for cache in caches { cache.truncate(to: 0) }
       let t1 = now()
       for i in 0..<genTokens {
         batch.clear()
-        batch.add(tok, position: i, cache: cache, logits: true)
+        for s in 0..<S { batch.add(toks[s], position: i, cache: caches[s], logits: true, adapters: mixes[s]) }
         ctx.forward(batch)
-        tok = Sampler.argmax(ctx.logits(row: 0), m.model.config.vocabSize)
+        for s in 0..<S { toks[s] = Sampler.argmax(ctx.logits(row: s), c.vocabSize) }
       }
-      tg.append(Double(genTokens) / (now() - t1))
+      tg.append(Double(genTokens * S) / (now() - t1))
     }
     func mean(_ a: [Double]) -> Double { a.reduce(0, +) / Double(a.count) }
     func sd(_ a: [Double]) -> Double {
@@ -83,11 +111,15 @@ struct BenchCommand: ParsableCommand {
     let rss = Double(ru.ru_maxrss) / 1024
     printError(
       String(
-        format: "pp%d: %.1f ± %.1f t/s   tg%d: %.1f ± %.1f t/s   threads %d   batched %@   peak RSS %.0f MB",
-        promptTokens, mean(pp), sd(pp), genTokens, mean(tg), sd(tg), modelOptions.threads, batched, rss))
+        format:
+          "pp%d: %.1f ± %.1f t/s   tg%d: %.1f ± %.1f t/s   threads %d   sequences %d   adapters %d (rank %d)   batched %@   peak RSS %.0f MB",
+        promptTokens, mean(pp), sd(pp), genTokens, mean(tg), sd(tg), modelOptions.threads, S, distinctAdapters, rank,
+        batched, rss))
     let json: [String: Any] = [
       "model": URL(fileURLWithPath: try modelOptions.resolvedModelPath()).lastPathComponent,
       "threads": modelOptions.threads, "prompt_tokens": promptTokens, "gen_tokens": genTokens,
+      "sequences": S, "distinct_adapters": distinctAdapters, "rank": rank,
+      "adapter_bytes": adapters.reduce(0) { $0 + $1.bytes },
       "prefill_tokens_per_s": (mean(pp) * 10).rounded() / 10, "decode_tokens_per_s": (mean(tg) * 10).rounded() / 10,
       "peak_rss_mb": rss.rounded(), "batched": batched, "isa": isaName(),
     ]

@@ -2,109 +2,106 @@ import CKernels
 import Foundation
 import Tensor
 
-extension LlamaContext {
-  /// att[i, head h] = softmax(q[i,h] · K[0...pos_i]ᵀ / √hd) · V[0...pos_i], with the keys and
-  /// values of row i's own sequence (GQA: head h reads kv head h / (heads / kvHeads)).
-  /// Split over (row, head) pairs across the pool; each thread has its own score buffer.
-  func attention(layer l: Int, batch: Batch, n: Int) {
-    // A prefill (one sequence, consecutive positions) goes through GEMMs; decode rows one by one.
-    if n >= Self.gemmAttentionMinRows, isSingleRun(batch, n) {
-      attentionGEMM(layer: l, batch: batch, n: n)
-      return
-    }
-    let c = config
-    let hd = c.headDim
-    let heads = c.heads
-    let group = c.heads / c.kvHeads
-    let scale = 1 / Float(hd).squareRoot()
-    let q = self.q, att = self.att, scores = self.scores, maxCtx = maxContext
-    batch.positions.withUnsafeBufferPointer { pos in
-      batch.caches.withUnsafeBufferPointer { caches in
-        let total = n * heads
-        let body: (Range<Int>, Int) -> Void = { range, ith in
-          let s = scores + ith * maxCtx
-          for task in range {
-            let i = task / heads, h = task % heads
-            let cache = caches[i]
-            let len = pos[i] + 1
-            let kvOff = (h / group) * hd
-            lk_attention_head(
-              att + i * c.qDim + h * hd, q + i * c.qDim + h * hd, cache.key(l, 0) + kvOff, cache.value(l, 0) + kvOff,
-              Int64(c.kvDim), Int64(len), Int64(hd), scale, s)
-          }
-        }
-        if pool.threads == 1 || total < 2 {
-          body(0..<total, 0)
-        } else {
-          pool.run { ith, nth in
-            let lo = total * ith / nth, hi = total * (ith + 1) / nth
-            if lo < hi { body(lo..<hi, ith) }
-          }
-        }
-      }
-    }
-  }
+/// A maximal run of consecutive batch rows of one sequence at consecutive positions.
+struct AttentionRun {
+  var row: Int
+  var count: Int
+  var cache: KVCache
+  var position: Int  // of the first row
 }
 
 extension LlamaContext {
-  /// Rows from which a single-sequence batch uses the GEMM attention.
+  /// Rows from which a run's attention uses GEMMs instead of the per-row kernel.
   static let gemmAttentionMinRows = 8
   /// Query rows per GEMM task: bounds the score scratch and the causal waste.
   static let gemmAttentionChunk = 64
 
-  /// True when all rows belong to one cache at consecutive positions.
-  func isSingleRun(_ batch: Batch, _ n: Int) -> Bool {
-    let c0 = batch.caches[0]
-    let p0 = batch.positions[0]
-    for i in 1..<n where batch.caches[i] !== c0 || batch.positions[i] != p0 + i { return false }
-    return true
-  }
-
-  /// Attention of a run of consecutive query rows of one sequence, per (head, chunk of rows):
-  /// S = Q·Kᵀ/√hd by sgemm, causal softmax, O = S·V by sgemm. OpenBLAS runs single-threaded
-  /// inside our pool's threads; each thread has its own slice of the score scratch.
-  func attentionGEMM(layer l: Int, batch: Batch, n: Int) {
+  /// att[i, head h] = softmax(q[i,h] · K[0...pos_i]ᵀ / √hd) · V[0...pos_i], with the keys and
+  /// values of row i's own sequence (GQA: head h reads kv head h / (heads / kvHeads)).
+  /// Long runs of one sequence (prefill) go through two sgemm per (head, chunk of 64 rows);
+  /// single rows (decode) through one C kernel per (row, head). All tasks of a step share one
+  /// pool job, round-robin over the threads; each thread has its own score scratch.
+  func attention(layer l: Int, batch: Batch, n: Int) {
+    collectAttentionRuns(batch, n)
     let c = config
     let hd = c.headDim, heads = c.heads, group = c.heads / c.kvHeads
     let qDim = c.qDim, kvDim = c.kvDim
     let scale = 1 / Float(hd).squareRoot()
-    let cache = batch.caches[0]
-    let p0 = batch.positions[0]
     let chunk = Self.gemmAttentionChunk
-    let nChunks = (n + chunk - 1) / chunk
-    let tasks = heads * nChunks
-    let q = self.q, att = self.att, scratch = gemmScores, perThread = chunk * maxContext
-    pool.run { ith, nth in
-      let s = scratch + ith * perThread
+    // Task list: per run, either heads × chunks GEMM tasks or heads × rows kernel tasks.
+    attnTaskStart.removeAll(keepingCapacity: true)
+    var total = 0
+    for r in attnRuns {
+      attnTaskStart.append(total)
+      total += r.count >= Self.gemmAttentionMinRows ? heads * ((r.count + chunk - 1) / chunk) : heads * r.count
+    }
+    let runs = attnRuns, starts = attnTaskStart
+    let q = self.q, att = self.att, scores = self.scores, maxCtx = maxContext
+    let gemm = gemmScores, perThread = chunk * maxContext
+    let body: (Int, Int) -> Void = { ith, nth in
+      var run = 0
       var t = ith
-      while t < tasks {
-        // Interleave tasks so both threads get early (cheap) and late (costly) chunks.
-        let h = t % heads, ci = t / heads
+      while t < total {
+        while run + 1 < runs.count && starts[run + 1] <= t { run += 1 }
+        let r = runs[run]
+        let local = t - starts[run]
         t += nth
-        let r0 = ci * chunk, r1 = min(n, r0 + chunk)
-        let rows = r1 - r0
-        let len = p0 + r1  // keys 0..<len cover every row of the chunk
-        let kvOff = (h / group) * hd
-        let k0 = UnsafePointer(cache.key(l, 0) + kvOff), v0 = UnsafePointer(cache.value(l, 0) + kvOff)
-        BLAS.gemmNT(
-          m: rows, n: len, k: hd, alpha: scale, a: q + r0 * qDim + h * hd, lda: qDim, b: k0, ldb: kvDim, c: s, ldc: len)
-        for r in 0..<rows {
-          let row = s + r * len
-          let valid = p0 + r0 + r + 1
-          var mx = -Float.infinity
-          for j in 0..<valid where row[j] > mx { mx = row[j] }
-          var sum: Float = 0
-          for j in 0..<valid {
-            let e = expf(row[j] - mx)
-            row[j] = e
-            sum += e
+        if r.count >= Self.gemmAttentionMinRows {
+          // GEMM task: head h, rows [r0, r1) of the run.
+          let h = local % heads, ci = local / heads
+          let r0 = ci * chunk, r1 = min(r.count, r0 + chunk)
+          let rows = r1 - r0
+          let len = r.position + r1  // keys 0..<len cover every row of the chunk
+          let kvOff = (h / group) * hd
+          let s = gemm + ith * perThread
+          let k0 = UnsafePointer(r.cache.key(l, 0) + kvOff), v0 = UnsafePointer(r.cache.value(l, 0) + kvOff)
+          let qrow = q + (r.row + r0) * qDim + h * hd
+          BLAS.gemmNT(m: rows, n: len, k: hd, alpha: scale, a: qrow, lda: qDim, b: k0, ldb: kvDim, c: s, ldc: len)
+          for i in 0..<rows {
+            let row = s + i * len
+            let valid = r.position + r0 + i + 1
+            var mx = -Float.infinity
+            for j in 0..<valid where row[j] > mx { mx = row[j] }
+            var sum: Float = 0
+            for j in 0..<valid {
+              let e = expf(row[j] - mx)
+              row[j] = e
+              sum += e
+            }
+            let inv = 1 / sum
+            for j in 0..<valid { row[j] *= inv }
+            if valid < len { (row + valid).update(repeating: 0, count: len - valid) }
           }
-          let inv = 1 / sum
-          for j in 0..<valid { row[j] *= inv }
-          if valid < len { (row + valid).update(repeating: 0, count: len - valid) }
+          BLAS.gemmNN(
+            m: rows, n: hd, k: len, a: s, lda: len, b: v0, ldb: kvDim, c: att + (r.row + r0) * qDim + h * hd, ldc: qDim)
+        } else {
+          // Kernel task: one row, one head.
+          let i = local / heads, h = local % heads
+          let row = r.row + i
+          let kvOff = (h / group) * hd
+          lk_attention_head(
+            att + row * qDim + h * hd, q + row * qDim + h * hd, r.cache.key(l, 0) + kvOff, r.cache.value(l, 0) + kvOff,
+            Int64(kvDim), Int64(r.position + i + 1), Int64(hd), scale, scores + ith * maxCtx)
         }
-        BLAS.gemmNN(m: rows, n: hd, k: len, a: s, lda: len, b: v0, ldb: kvDim, c: att + r0 * qDim + h * hd, ldc: qDim)
       }
+    }
+    if pool.threads == 1 || total < 2 {
+      body(0, 1)
+    } else {
+      pool.run(body)
+    }
+  }
+
+  /// Groups the batch's rows into runs of one cache at consecutive positions.
+  func collectAttentionRuns(_ batch: Batch, _ n: Int) {
+    attnRuns.removeAll(keepingCapacity: true)
+    var i = 0
+    while i < n {
+      let cache = batch.caches[i], p0 = batch.positions[i]
+      var j = i + 1
+      while j < n && batch.caches[j] === cache && batch.positions[j] == p0 + (j - i) { j += 1 }
+      attnRuns.append(AttentionRun(row: i, count: j - i, cache: cache, position: p0))
+      i = j
     }
   }
 }

@@ -30,6 +30,9 @@ public final class LlamaContext: @unchecked Sendable {  // owned by one compute 
   let invFreq: UnsafeMutablePointer<Float>  // (ropeDim/2)
   let scores: UnsafeMutablePointer<Float>  // (threads, maxContext) attention scores per thread
   let gemmScores: UnsafeMutablePointer<Float>  // (threads, gemmAttentionChunk, maxContext) prefill scores
+  // Attention: the step's runs of rows per sequence and where each run's tasks start.
+  var attnRuns: [AttentionRun] = []
+  var attnTaskStart: [Int] = []
   // LoRA: the step's runs of rows per adapter mix, its tasks, and their scratch (grown on demand).
   var loraRuns: [LoRARun] = []
   var loraTasks: [LoRATask] = []

@@ -1,0 +1,123 @@
+import Foundation
+import Model
+
+/// PEFT LoRA directories: `adapter_config.json` + `adapter_model.safetensors`, as
+/// `PeftModel.save_pretrained` writes them. lora_A is (r, in), lora_B is (out, r), row-major;
+/// tensor names are `base_model.model.model.layers.N.self_attn.q_proj.lora_A.weight` (the
+/// `base_model.model.` prefix and an adapter name before `.weight`, as in `.lora_A.default.weight`,
+/// are optional).
+public enum PEFTAdapter {
+  public static let configFile = "adapter_config.json"
+  public static let weightsFile = "adapter_model.safetensors"
+
+  /// Reads the PEFT adapter in `directory` and fits it to the base model described by `config`.
+  public static func load(directory: String, config: LlamaConfig, name: String) throws -> LoRAWeights {
+    let configPath = directory + "/" + configFile
+    let cfgFile = try MappedFile(path: configPath)
+    let json: JSONValue
+    do {
+      json = try JSONParser.parse(cfgFile.bytes)
+    } catch {
+      throw AdapterError.badConfig(path: configPath, key: "(file)", reason: "\(error)")
+    }
+    let peft = try PEFTConfig(json: json, path: configPath)
+
+    let weightsPath = directory + "/" + weightsFile
+    if !FileManager.default.fileExists(atPath: weightsPath),
+      FileManager.default.fileExists(atPath: directory + "/adapter_model.bin")
+    {
+      throw AdapterError.unsupported(
+        path: directory + "/adapter_model.bin", feature: "pickled PyTorch weights",
+        reason: "they cannot be read safely; save the adapter with safe_serialization=True (adapter_model.safetensors)")
+    }
+    let st = try SafetensorsFile(path: weightsPath)
+
+    struct Found {
+      var path: String
+      var a: SafetensorsTensor?
+      var b: SafetensorsTensor?
+    }
+    var found: [LoRATarget: Found] = [:]
+    for t in st.tensors {
+      let (modulePath, isA) = try parseName(t.name, file: weightsPath)
+      let target = try parseTarget(modulePath, tensor: t.name, file: weightsPath)
+      guard peft.targets(modulePath, layer: target.layer) else {
+        throw AdapterError.notTargeted(path: weightsPath, tensor: t.name)
+      }
+      var f = found[target] ?? Found(path: modulePath)
+      if (isA ? f.a : f.b) != nil { throw AdapterError.duplicateTensor(path: weightsPath, tensor: t.name) }
+      if isA { f.a = t } else { f.b = t }
+      found[target] = f
+    }
+    guard !found.isEmpty else { throw AdapterError.empty(path: weightsPath) }
+
+    var pairs: [LoRATarget: LoRAPair] = [:]
+    for target in found.keys.sorted() {
+      let f = found[target]!
+      guard let a = f.a else { throw AdapterError.missingPair(path: weightsPath, tensor: f.b!.name, missing: "lora_A") }
+      guard let b = f.b else { throw AdapterError.missingPair(path: weightsPath, tensor: a.name, missing: "lora_B") }
+      try LoRAFit.check(
+        path: weightsPath, target: target, aName: a.name, aShape: a.shape, bName: b.name, bShape: b.shape,
+        order: .rowsFirst, config: config)
+      let rank = a.shape[0]
+      let want = peft.rank(f.path)
+      guard rank == want else {
+        throw AdapterError.rankMismatch(
+          path: weightsPath, tensor: a.name, rank: rank, expected: want,
+          reason: "\(configFile) gives \(f.path) rank \(want) (r or rank_pattern)")
+      }
+      pairs[target] = LoRAPair(
+        rank: rank, rows: b.shape[0], cols: a.shape[1], scale: peft.scale(f.path),
+        a: try st.floats(a), b: try st.floats(b))
+    }
+    return LoRAWeights(name: name, pairs: pairs)
+  }
+
+  /// The module path and whether it is lora_A, from a tensor name; refuses anything else by name.
+  static func parseName(_ name: String, file: String) throws -> (modulePath: String, isA: Bool) {
+    var body = Substring(name)
+    if body.hasPrefix("base_model.model.") { body = body.dropFirst("base_model.model.".count) }
+    if body.hasSuffix(".weight") {
+      body = body.dropLast(".weight".count)
+      for (marker, isA) in [(".lora_A", true), (".lora_B", false)] {
+        if body.hasSuffix(marker) { return (String(body.dropLast(marker.count)), isA) }
+        // `.lora_A.<adapter name>.weight`, as PEFT's state dicts name them before saving.
+        if let r = body.range(of: marker + ".", options: .backwards), !body[r.upperBound...].contains(".") {
+          return (String(body[..<r.lowerBound]), isA)
+        }
+      }
+    }
+    if name.contains("lora_embedding_") {
+      throw AdapterError.unknownModule(path: file, tensor: name, module: "embed_tokens")
+    }
+    if name.contains("lora_magnitude_vector") {
+      throw AdapterError.unsupported(path: file, feature: "DoRA ('\(name)')", reason: "lorad applies plain LoRA")
+    }
+    throw AdapterError.unexpectedTensor(
+      path: file, tensor: name,
+      reason: "is not a LoRA matrix (…<module>.lora_A.weight / …lora_B.weight); lorad cannot apply it")
+  }
+
+  /// The layer and projection of a module path like `model.layers.3.self_attn.q_proj`.
+  static func parseTarget(_ modulePath: String, tensor: String, file: String) throws -> LoRATarget {
+    let parts = modulePath.split(separator: ".").map(String.init)
+    let leaf = parts.last ?? modulePath
+    guard let module = LoRAModule(rawValue: leaf) else {
+      throw AdapterError.unknownModule(path: file, tensor: tensor, module: modulePath)
+    }
+    guard let i = parts.firstIndex(of: "layers"), i + 1 < parts.count, let layer = Int(parts[i + 1]), layer >= 0 else {
+      throw AdapterError.unknownModule(path: file, tensor: tensor, module: modulePath)
+    }
+    return LoRATarget(layer: layer, module: module)
+  }
+
+  /// The PEFT module path of a target in a Llama model.
+  static func modulePath(_ t: LoRATarget) -> String {
+    let group: String
+    switch t.module {
+    case .q, .k, .v, .o: group = "self_attn"
+    case .gate, .up, .down: group = "mlp"
+    }
+    return "model.layers.\(t.layer).\(group).\(t.module.rawValue)"
+  }
+}

@@ -9,5 +9,7 @@ struct Lorad: ParsableCommand {
       The default model is models/SmolLM2-135M-Instruct.Q4_1.gguf (fetch it with `make model`).
       The daemon (`lorad serve`), adapters and online learning arrive with later issues; see README.
       """,
-    subcommands: [GenerateCommand.self, TokenizeCommand.self, PerplexityCommand.self, BenchCommand.self])
+    subcommands: [
+      GenerateCommand.self, TokenizeCommand.self, PerplexityCommand.self, BenchCommand.self, AdaptersCommand.self,
+    ])
 }

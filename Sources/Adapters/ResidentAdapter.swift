@@ -12,6 +12,9 @@ public final class ResidentAdapter: LowRankSource, @unchecked Sendable {  // imm
   public let type: GGMLType
   /// Bytes of the serving copy.
   public let bytes: Int
+  /// Largest rank and the modules it adapts.
+  public var maxRank: Int { weights.maxRank }
+  public var modules: [LoRAModule] { weights.modules }
   private let storage: UnsafeMutableRawPointer
   private let table: [LowRankFactor?]  // (layer, module)
 

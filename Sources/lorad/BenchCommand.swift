@@ -16,6 +16,7 @@ struct BenchCommand: ParsableCommand {
       """)
 
   @OptionGroup var modelOptions: ModelOptions
+  @OptionGroup var adapterOptions: AdapterOptions
   @Option(name: .customLong("prompt-tokens"), help: "Tokens in the prefill test (pp).")
   var promptTokens: Int = 512
   @Option(name: .customLong("gen-tokens"), help: "Tokens in the decode test (tg).")
@@ -62,7 +63,10 @@ struct BenchCommand: ParsableCommand {
         LoRAWeights.random(name: "bench\($0)", config: c, rank: rank, alpha: Float(2 * rank), seed: seed + UInt64($0)),
         layers: c.layers)
     }
-    let mixes: [AdapterMix?] = (0..<S).map { adapters.isEmpty ? nil : AdapterMix(adapters[$0 % adapters.count]) }
+    // --adapter applies to every sequence; --distinct-adapters spreads random ones over them.
+    let (given, leases) = try adapterOptions.resolve(config: c)
+    defer { leases.forEach { $0.release() } }
+    let mixes: [AdapterMix?] = (0..<S).map { adapters.isEmpty ? given : AdapterMix(adapters[$0 % adapters.count]) }
     let batch = Batch(capacity: max(promptTokens, S))
     var rng = Xoshiro256(seed: seed)
     let vocab = UInt64(c.vocabSize)

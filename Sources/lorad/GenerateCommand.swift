@@ -14,6 +14,7 @@ struct GenerateCommand: ParsableCommand {
 
   @OptionGroup var modelOptions: ModelOptions
   @OptionGroup var sampling: SamplingFlags
+  @OptionGroup var adapterOptions: AdapterOptions
 
   @Flag(name: .long, help: "Use the prompt as is: no chat template.")
   var raw = false
@@ -37,6 +38,8 @@ struct GenerateCommand: ParsableCommand {
     let ctx = LlamaContext(
       model: m.model, threads: modelOptions.threads, maxBatch: 256, maxContext: modelOptions.ctx, maxLogitRows: 1)
     let gen = Generator(context: ctx, tokenizer: m.tokenizer)
+    let (mix, leases) = try adapterOptions.resolve(config: m.model.config)
+    defer { leases.forEach { $0.release() } }
     let ids: [Int32]
     if raw {
       ids = m.tokenizer.encode(prompt, addSpecial: true, parseSpecial: true)
@@ -47,7 +50,8 @@ struct GenerateCommand: ParsableCommand {
       ids = try m.chatPrompt(msgs)
     }
     let out = FileHandle.standardOutput
-    let r = try gen.generate(prompt: ids, maxTokens: maxTokens, sampling: sampling.options, stop: stop) { text in
+    let r = try gen.generate(prompt: ids, maxTokens: maxTokens, sampling: sampling.options, stop: stop, adapters: mix) {
+      text in
       out.write(text.data(using: .utf8)!)
       return true
     }

@@ -7,7 +7,8 @@ struct Lorad: ParsableCommand {
     abstract: "Serve one frozen 4-bit LLM with many LoRA adapters, and learn from feedback.",
     discussion: """
       The default model is models/SmolLM2-135M-Instruct.Q4_1.gguf (fetch it with `make model`).
-      The daemon (`lorad serve`), adapters and online learning arrive with later issues; see README.
+      Adapters: --adapter on generate, perplexity and bench; `lorad adapters` manages them.
+      The daemon (`lorad serve`) and online learning arrive with later issues; see README.
       """,
     subcommands: [
       GenerateCommand.self, TokenizeCommand.self, PerplexityCommand.self, BenchCommand.self, AdaptersCommand.self,

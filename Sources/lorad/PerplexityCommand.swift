@@ -12,6 +12,7 @@ struct PerplexityCommand: ParsableCommand {
       """)
 
   @OptionGroup var modelOptions: ModelOptions
+  @OptionGroup var adapterOptions: AdapterOptions
   @Option(name: .customLong("batch"), help: "Rows per forward step.")
   var batch: Int = 512
   @Argument(help: "A UTF-8 text file.")
@@ -29,10 +30,12 @@ struct PerplexityCommand: ParsableCommand {
     let ctx = LlamaContext(
       model: m.model, threads: modelOptions.threads, maxBatch: min(batch, n), maxContext: n)
     let tokens = m.tokenizer.encode(text, addSpecial: true, parseSpecial: false)
+    let (mix, leases) = try adapterOptions.resolve(config: m.model.config)
+    defer { leases.forEach { $0.release() } }
     let bos: Int32? = m.addsBOS ? m.tokenizer.bosID : nil
     printError("\(file): \(tokens.count) tokens, \(tokens.count / n) chunks of \(n)")
     let t0 = Date()
-    let r = try Perplexity.run(context: ctx, tokens: tokens, ctx: n, bos: bos) { p in
+    let r = try Perplexity.run(context: ctx, tokens: tokens, ctx: n, bos: bos, adapters: mix) { p in
       FileHandle.standardOutput.write(String(format: "[%d]%.4f,", p.chunk, p.ppl).data(using: .utf8)!)
     }
     print("")

@@ -36,7 +36,9 @@ public final class Generator: @unchecked Sendable {  // owned by one compute thr
   /// Feeds `tokens` at positions cache.count..., asking logits for the last one only
   /// (or for every row when `allLogits`). Returns the logits pointer of the last row.
   @discardableResult
-  public func prefill(_ tokens: [Int32], allLogits: Bool = false) -> UnsafeMutablePointer<Float> {
+  public func prefill(_ tokens: [Int32], allLogits: Bool = false, adapters: AdapterMix? = nil)
+    -> UnsafeMutablePointer<Float>
+  {
     precondition(!tokens.isEmpty)
     var i = 0
     var last = context.logits
@@ -44,7 +46,9 @@ public final class Generator: @unchecked Sendable {  // owned by one compute thr
       batch.clear()
       let end = min(tokens.count, i + context.maxBatch)
       for j in i..<end {
-        batch.add(tokens[j], position: cache.count + (j - i), cache: cache, logits: allLogits || j == tokens.count - 1)
+        batch.add(
+          tokens[j], position: cache.count + (j - i), cache: cache, logits: allLogits || j == tokens.count - 1,
+          adapters: adapters)
       }
       context.forward(batch)
       if end == tokens.count {
@@ -58,7 +62,7 @@ public final class Generator: @unchecked Sendable {  // owned by one compute thr
   /// Generates from `prompt` tokens. `onText` receives text as it becomes final; returning
   /// false cancels. Throws `ModelError.contextOverflow` when the prompt does not fit.
   public func generate(
-    prompt: [Int32], maxTokens: Int, sampling: SamplingOptions, stop: [String] = [],
+    prompt: [Int32], maxTokens: Int, sampling: SamplingOptions, stop: [String] = [], adapters: AdapterMix? = nil,
     onText: (String) -> Bool = { _ in true }
   ) throws -> GenerationResult {
     try sampling.validate()
@@ -70,7 +74,7 @@ public final class Generator: @unchecked Sendable {  // owned by one compute thr
     let sampler = Sampler(vocabSize: context.config.vocabSize, options: sampling)
     for t in prompt { sampler.accept(t) }
     let t0 = DispatchTime.now().uptimeNanoseconds
-    var logits = prefill(prompt)
+    var logits = prefill(prompt, adapters: adapters)
     let t1 = DispatchTime.now().uptimeNanoseconds
     var decoder = StreamingDecoder(tokenizer: tokenizer)
     var stopper = StopMatcher(stop)
@@ -102,7 +106,7 @@ public final class Generator: @unchecked Sendable {  // owned by one compute thr
       }
       if out.count == limit { break }
       batch.clear()
-      batch.add(tok, position: cache.count, cache: cache, logits: true)
+      batch.add(tok, position: cache.count, cache: cache, logits: true, adapters: adapters)
       context.forward(batch)
       logits = context.logits(row: 0)
     }

@@ -21,7 +21,8 @@ public struct Perplexity {
   }
 
   public static func run(
-    context: LlamaContext, tokens: [Int32], ctx: Int, bos: Int32?, progress: (Progress) -> Void = { _ in }
+    context: LlamaContext, tokens: [Int32], ctx: Int, bos: Int32?, adapters: AdapterMix? = nil,
+    progress: (Progress) -> Void = { _ in }
   ) throws -> Result {
     guard ctx >= 2, ctx % 2 == 0 else { throw ModelError.invalidArgument("--ctx must be even and at least 2") }
     guard ctx <= context.maxContext else {
@@ -47,7 +48,7 @@ public struct Perplexity {
         let end = min(ctx, start + context.maxBatch)
         batch.clear()
         for p in start..<end {
-          batch.add(chunk[p], position: p, cache: cache, logits: p >= first && p < ctx - 1)
+          batch.add(chunk[p], position: p, cache: cache, logits: p >= first && p < ctx - 1, adapters: adapters)
         }
         context.forward(batch)
         var row = 0

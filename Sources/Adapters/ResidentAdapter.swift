@@ -4,17 +4,18 @@ import Tensor
 
 /// An adapter in serving form: every A and B converted once to F16 (half the bytes a decode
 /// step reads) in one allocation, with a (layer, module) table of factors for the forward.
+/// Only the serving copy is kept (no F32 master), so `bytes` is what it really costs.
 /// Immutable after init, so sequences that started on it keep it even when a newer version
 /// becomes current; freed when the last sequence and the registry let go of it.
 public final class ResidentAdapter: LowRankSource, @unchecked Sendable {  // immutable after init
   public let name: String
-  public let weights: LoRAWeights
   public let type: GGMLType
   /// Bytes of the serving copy.
   public let bytes: Int
   /// Largest rank and the modules it adapts.
-  public var maxRank: Int { weights.maxRank }
-  public var modules: [LoRAModule] { weights.modules }
+  public let maxRank: Int
+  public let modules: [LoRAModule]
+  private let targets: [LoRATarget]
   private let storage: UnsafeMutableRawPointer
   private let table: [LowRankFactor?]  // (layer, module)
 
@@ -22,10 +23,12 @@ public final class ResidentAdapter: LowRankSource, @unchecked Sendable {  // imm
   public init(_ w: LoRAWeights, layers: Int, type: GGMLType = .f16) {
     precondition(type == .f16 || type == .f32)
     name = w.name
-    weights = w
+    maxRank = w.maxRank
+    modules = w.modules
     self.type = type
     let elt = type == .f16 ? 2 : 4
-    let targets = w.pairs.keys.sorted()
+    let targets = w.pairs.keys.sorted().filter { $0.layer < layers }
+    self.targets = targets
     var total = 0
     for t in targets {
       let p = w.pairs[t]!
@@ -58,6 +61,24 @@ public final class ResidentAdapter: LowRankSource, @unchecked Sendable {  // imm
   }
 
   deinit { storage.deallocate() }
+
+  /// The weights as the forward uses them, back in F32 (F16-rounded when served in F16).
+  public var weights: LoRAWeights {
+    var pairs: [LoRATarget: LoRAPair] = [:]
+    for t in targets {
+      let f = factor(layer: t.layer, module: t.module)!
+      func read(_ p: UnsafeRawPointer, _ n: Int) -> [Float] {
+        [Float](unsafeUninitializedCapacity: n) { buf, count in
+          lk_dequantize_row(type.code, p, buf.baseAddress!, Int64(n))
+          count = n
+        }
+      }
+      pairs[t] = LoRAPair(
+        rank: f.rank, rows: f.rows, cols: f.cols, scale: f.scale, a: read(f.a, f.rank * f.cols),
+        b: read(f.b, f.rows * f.rank))
+    }
+    return LoRAWeights(name: name, pairs: pairs)
+  }
 
   public func factor(layer: Int, module: LoRAModule) -> LowRankFactor? {
     let i = layer * LoRAModule.allCases.count + module.index

@@ -24,3 +24,6 @@ import Testing
     #expect(LoRAModule.o.ggufName == "attn_output" && LoRAModule.down.rawValue == "down_proj")
   }
 }
+
+/// Values as the F16 serving copy holds them (round to nearest even, as lk_quantize_row does).
+func f16(_ v: [Float]) -> [Float] { v.map { Float(Float16($0)) } }

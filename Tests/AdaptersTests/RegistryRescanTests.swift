@@ -35,7 +35,7 @@ import Testing
     #expect(reg.stats.loads == loads + 1)
     #expect(new.adapter !== old.adapter)
     for (t, p) in replacement.pairs {
-      #expect(new.adapter.weights.pairs[t]!.b == p.b)
+      #expect(new.adapter.weights.pairs[t]!.b == f16(p.b))
       #expect(old.adapter.weights.pairs[t]?.b.allSatisfy { $0 == 0 } ?? true)
     }
     old.release()

@@ -87,7 +87,7 @@ func isBadName(_ e: RegistryError?) -> Bool {
     // The same seed gives the same A.
     let again = AdapterRegistry.freshWeights(
       name: "x", config: RegistryFixture.config, rank: 4, alpha: 8, targets: [.q, .v], seed: 7)
-    #expect(again.pairs.keys.allSatisfy { again.pairs[$0]!.a == w.pairs[$0]!.a })
+    #expect(again.pairs.keys.allSatisfy { f16(again.pairs[$0]!.a) == w.pairs[$0]!.a })
 
     let withAdapter = RegistryFixture.logits(AdapterMix(lease.adapter))
     let base = RegistryFixture.logits(nil)
@@ -115,7 +115,7 @@ func isBadName(_ e: RegistryError?) -> Bool {
     let new = try reg.acquire("x")
     #expect(new.version == 1 && old.version == 0)
     for (t, p) in learned.pairs {
-      #expect(new.adapter.weights.pairs[t]!.b == p.b && new.adapter.weights.pairs[t]!.a == p.a)
+      #expect(new.adapter.weights.pairs[t]!.b == f16(p.b) && new.adapter.weights.pairs[t]!.a == f16(p.a))
       #expect(old.adapter.weights.pairs[t]?.b.allSatisfy { $0 == 0 } ?? true)
     }
     // The old lease still computes the base; the new one does not.

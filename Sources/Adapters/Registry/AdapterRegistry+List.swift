@@ -59,8 +59,8 @@ extension AdapterRegistry {
         s.currentDiskBytes = e.versions[v]!.bytes
         let path = AdapterCatalog.versionPath(directory, name, v)
         if let r = table[path] {
-          s.rank = r.adapter.weights.maxRank
-          s.targets = r.adapter.weights.modules
+          s.rank = r.adapter.maxRank
+          s.targets = r.adapter.modules
         } else if let (f, c) = summaries[path], f == e.versions[v] {
           s.rank = c.rank
           s.targets = c.targets

@@ -1,4 +1,3 @@
-import CKernels
 import Model
 import Tensor
 
@@ -43,7 +42,7 @@ public final class ResidentAdapter: LowRankSource, @unchecked Sendable {  // imm
       let dst = storage + off
       v.withUnsafeBufferPointer { src in
         if type == .f16 {
-          lk_quantize_row(GGMLType.f16.code, src.baseAddress!, dst, Int64(v.count))
+          RowConversion.fromFloat(.f16, src.baseAddress!, dst, v.count)
         } else {
           dst.copyMemory(from: src.baseAddress!, byteCount: v.count * 4)
         }
@@ -53,9 +52,12 @@ public final class ResidentAdapter: LowRankSource, @unchecked Sendable {  // imm
     }
     for t in targets where t.layer < layers {
       let p = w.pairs[t]!
-      let a = put(p.a), b = put(p.b)
+      // Bᵀ: (rank, rows), so the expand half streams contiguous rows.
+      var bt = [Float](repeating: 0, count: p.b.count)
+      for r in 0..<p.rows { for k in 0..<p.rank { bt[k * p.rows + r] = p.b[r * p.rank + k] } }
+      let a = put(p.a), b = put(bt)
       tab[t.layer * LoRAModule.allCases.count + t.module.index] = LowRankFactor(
-        rank: p.rank, rows: p.rows, cols: p.cols, scale: p.scale, type: type, a: a, b: b)
+        rank: p.rank, rows: p.rows, cols: p.cols, scale: p.scale, type: type, a: a, bt: b)
     }
     table = tab
   }
@@ -69,13 +71,14 @@ public final class ResidentAdapter: LowRankSource, @unchecked Sendable {  // imm
       let f = factor(layer: t.layer, module: t.module)!
       func read(_ p: UnsafeRawPointer, _ n: Int) -> [Float] {
         [Float](unsafeUninitializedCapacity: n) { buf, count in
-          lk_dequantize_row(type.code, p, buf.baseAddress!, Int64(n))
+          RowConversion.toFloat(type, p, buf.baseAddress!, n)
           count = n
         }
       }
-      pairs[t] = LoRAPair(
-        rank: f.rank, rows: f.rows, cols: f.cols, scale: f.scale, a: read(f.a, f.rank * f.cols),
-        b: read(f.b, f.rows * f.rank))
+      let bt = read(f.bt, f.rows * f.rank)
+      var b = [Float](repeating: 0, count: bt.count)
+      for r in 0..<f.rows { for k in 0..<f.rank { b[r * f.rank + k] = bt[k * f.rows + r] } }
+      pairs[t] = LoRAPair(rank: f.rank, rows: f.rows, cols: f.cols, scale: f.scale, a: read(f.a, f.rank * f.cols), b: b)
     }
     return LoRAWeights(name: name, pairs: pairs)
   }

@@ -34,6 +34,13 @@ struct BenchCommand: ParsableCommand {
   var distinctAdapters: Int = 0
   @Option(name: .long, help: "Rank of the random adapters (all seven projections).")
   var rank: Int = 16
+  @Option(
+    name: .customLong("registry"),
+    help: "Instead: the registry benchmark with this many adapters on disk (cold load to first token, resident memory)."
+  )
+  var registryCount: Int = 0
+  @Option(name: .customLong("registry-budget"), help: "Registry benchmark: memory budget, in adapters.")
+  var registryBudget: Int = 10
 
   func validate() throws {
     guard promptTokens >= 1, genTokens >= 1, repetitions >= 1 else {
@@ -50,6 +57,10 @@ struct BenchCommand: ParsableCommand {
 
   func run() throws {
     let m = try modelOptions.load()
+    if registryCount > 0 {
+      try runRegistryBench(m, count: registryCount, budgetOf: registryBudget)
+      return
+    }
     let c = m.model.config
     let S = sequences
     let perSeq = promptTokens / S

@@ -1,3 +1,5 @@
+import Tensor
+
 /// One tensor of a safetensors file, as its header describes it.
 struct SafetensorsTensor: Sendable {
   var name: String
@@ -142,16 +144,10 @@ final class SafetensorsFile: Sendable {
             $0.update(from: src.baseAddress!.assumingMemoryBound(to: UInt8.self), count: n * 4)
           }
         }
-      case "F16":
-        for i in 0..<n {
-          o[i] = Float(
-            Float16(bitPattern: UInt16(littleEndian: src.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))))
-        }
+      case "F16":  // the kernels' F16C / AVX-512 conversion (bit exact)
+        if n > 0 { RowConversion.toFloat(.f16, src.baseAddress!, o.baseAddress!, n) }
       case "BF16":
-        for i in 0..<n {
-          o[i] = Float(
-            bitPattern: UInt32(UInt16(littleEndian: src.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))) << 16)
-        }
+        if n > 0 { RowConversion.toFloat(.bf16, src.baseAddress!, o.baseAddress!, n) }
       default:  // F64
         for i in 0..<n {
           o[i] = Float(

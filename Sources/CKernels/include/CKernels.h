@@ -99,3 +99,4 @@ void lk_axpy_f32(float *y, float a, const float *x, int64_t n);
 #endif
 
 #include "lk_attention.h"
+#include "lk_lora.h"

@@ -80,30 +80,23 @@ extension LlamaContext {
         let task = tasks[k]
         k += nth
         let f = task.factor
-        let xr = UnsafeRawPointer(x + task.row * ldx)
-        lk_matmul(
-          f.type.code, tBase + task.t, Int64(f.rank), f.a, xr, Int64(ldx * 4), Int64(task.count), Int64(f.cols), 0,
-          Int64(f.rank))
+        lk_lora_shrink(
+          tBase + task.t, Int64(f.rank), x + task.row * ldx, Int64(ldx), Int64(task.count), f.type.code, f.a,
+          Int64(f.rank), Int64(f.cols))
       }
     }
-    // 2. Y_rows[:, c0..<c1] += scale · T · B[c0..<c1]ᵀ, columns split across threads.
-    let uBase = loraU!, uPer = loraUPerThread
+    // 2. Y_rows[:, c0..<c1] += scale · T · Bᵀ[:, c0..<c1], columns split across threads (in
+    //    multiples of 16), so no two threads write the same element.
     pool.run { ith, nth in
-      let u = uBase + ith * uPer
       for task in tasks {
         guard let o = outs[task.slot] else { continue }
         let f = task.factor
-        let c0 = f.rows * ith / nth, c1 = f.rows * (ith + 1) / nth
+        let per = ((f.rows + nth - 1) / nth + 15) & ~15
+        let c0 = min(f.rows, per * ith), c1 = min(f.rows, per * (ith + 1))
         if c0 >= c1 { continue }
-        let w = c1 - c0
-        // lk_matmul writes U[t * w + (r - c0)] for rows r of B in [c0, c1).
-        lk_matmul(
-          f.type.code, u - c0, Int64(w), f.b, UnsafeRawPointer(tBase + task.t), Int64(f.rank * 4), Int64(task.count),
-          Int64(f.rank), Int64(c0), Int64(c1))
-        let y = o.1, ldy = o.2
-        for t in 0..<task.count {
-          lk_axpy_f32(y + (task.row + t) * ldy + c0, task.scale, u + t * w, Int64(w))
-        }
+        lk_lora_expand(
+          o.1 + task.row * o.2, Int64(o.2), tBase + task.t, Int64(f.rank), Int64(task.count), f.type.code, f.bt,
+          Int64(f.rank), Int64(f.rows), Int64(c0), Int64(c1), task.scale)
       }
     }
   }
@@ -114,12 +107,6 @@ extension LlamaContext {
       loraT?.deallocate()
       loraTCount = max(t, loraTCount * 2)
       loraT = .allocate(capacity: loraTCount)
-    }
-    if loraU == nil {
-      let c = config
-      let widest = max(c.qDim, c.ffnDim, c.dim)
-      loraUPerThread = maxBatch * ((widest + pool.threads - 1) / pool.threads)
-      loraU = .allocate(capacity: loraUPerThread * pool.threads)
     }
   }
 }

@@ -38,8 +38,6 @@ public final class LlamaContext: @unchecked Sendable {  // owned by one compute 
   var loraTasks: [LoRATask] = []
   var loraT: UnsafeMutablePointer<Float>? = nil  // (Σ tasks count × rank) intermediates A·x
   var loraTCount = 0
-  var loraU: UnsafeMutablePointer<Float>? = nil  // (threads, maxBatch, widest / threads) B·t slices
-  var loraUPerThread = 0
   /// Logits of the rows that asked for them, in batch order: (maxLogitRows, vocab).
   public let logits: UnsafeMutablePointer<Float>
 

@@ -1,7 +1,8 @@
 import Tensor
 
 /// One low-rank update ΔW = scale · B·A of a base weight (rows × cols), in the form the forward
-/// multiplies: A is (rank, cols) and B is (rows, rank), row-major, F16 or F32. The memory
+/// multiplies: A is (rank, cols) and Bᵀ is (rank, rows), both row-major, F16 or F32, so both
+/// halves stream long contiguous rows. The memory
 /// belongs to the `LowRankSource` that handed it out, which outlives every step using it.
 public struct LowRankFactor: @unchecked Sendable {  // points into its source's immutable buffers
   public let rank: Int
@@ -11,9 +12,10 @@ public struct LowRankFactor: @unchecked Sendable {  // points into its source's 
   public let scale: Float
   public let type: GGMLType
   public let a: UnsafeRawPointer  // (rank, cols)
-  public let b: UnsafeRawPointer  // (rows, rank)
+  public let bt: UnsafeRawPointer  // (rank, rows): Bᵀ
 
-  public init(rank: Int, rows: Int, cols: Int, scale: Float, type: GGMLType, a: UnsafeRawPointer, b: UnsafeRawPointer) {
+  public init(rank: Int, rows: Int, cols: Int, scale: Float, type: GGMLType, a: UnsafeRawPointer, bt: UnsafeRawPointer)
+  {
     precondition(type == .f16 || type == .f32, "LoRA factors are F16 or F32")
     self.rank = rank
     self.rows = rows
@@ -21,7 +23,7 @@ public struct LowRankFactor: @unchecked Sendable {  // points into its source's 
     self.scale = scale
     self.type = type
     self.a = a
-    self.b = b
+    self.bt = bt
   }
 }
 

@@ -1,0 +1,21 @@
+// The two halves of a LoRA product y += s · B(A x) for a few rows, with A and Bᵀ in F16 or F32.
+#pragma once
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/// Shrink: t[i * ldt + k] = Σ_j A[k, j] · x[i * ldx + j] for rows i < ntok, k < rank.
+/// A is (rank, cols) row-major, F16 (type 1) or F32 (type 0).
+void lk_lora_shrink(float *t, int64_t ldt, const float *x, int64_t ldx, int64_t ntok, int type, const void *a,
+                    int64_t rank, int64_t cols);
+
+/// Expand: y[i * ldy + c] += scale · Σ_k t[i * ldt + k] · Bt[k, c] for rows i < ntok and columns
+/// c in [c0, c1). Bt is Bᵀ, (rank, rows) row-major, F16 (type 1) or F32 (type 0).
+void lk_lora_expand(float *y, int64_t ldy, const float *t, int64_t ldt, int64_t ntok, int type, const void *bt,
+                    int64_t rank, int64_t rows, int64_t c0, int64_t c1, float scale);
+
+#ifdef __cplusplus
+}
+#endif

@@ -1,0 +1,52 @@
+import CKernels
+import Foundation
+import Testing
+
+/// LoRA shrink / expand: every ISA path against a Double reference, F16 and F32 factors.
+extension KernelISATests {
+  @Test(arguments: [Int32(LK_F32), Int32(LK_F16)], [1, 3, 6])
+  func loraShrinkAndExpandMatchReference(_ type: Int32, _ ntok: Int) {
+    let rank = 5, cols = 75, rows = 83  // odd sizes: every SIMD tail
+    var g = SeededRNG(seed: 0x10A + UInt64(type) * 7 + UInt64(ntok))
+    func r(_ n: Int) -> [Float] { (0..<n).map { _ in Float(Int(g.next() % 2001) - 1000) / 1000 } }
+    // Factor values exactly representable in F16, so both types hold the same numbers.
+    let a = r(rank * cols).map { Float(Float16($0)) }, bt = r(rank * rows).map { Float(Float16($0)) }
+    func stored(_ v: [Float]) -> [UInt8] {
+      type == Int32(LK_F16)
+        ? v.flatMap { withUnsafeBytes(of: Float16($0).bitPattern.littleEndian, Array.init) }
+        : v.flatMap { withUnsafeBytes(of: $0.bitPattern.littleEndian, Array.init) }
+    }
+    let aBytes = stored(a), btBytes = stored(bt)
+    let ldx = cols + 3, ldt = rank + 1, ldy = rows + 2
+    let x = r(ntok * ldx), y0 = r(ntok * ldy)
+    let scale: Float = 0.7, c0 = 7, c1 = 80
+    var tRef = [Double](repeating: 0, count: ntok * rank)
+    for i in 0..<ntok {
+      for k in 0..<rank {
+        tRef[i * rank + k] = (0..<cols).reduce(0.0) { $0 + Double(a[k * cols + $1]) * Double(x[i * ldx + $1]) }
+      }
+    }
+    forEachISA { isa in
+      var t = [Float](repeating: .nan, count: ntok * ldt)
+      lk_lora_shrink(&t, Int64(ldt), x, Int64(ldx), Int64(ntok), type, aBytes, Int64(rank), Int64(cols))
+      var worst = 0.0
+      for i in 0..<ntok { for k in 0..<rank { worst = max(worst, abs(Double(t[i * ldt + k]) - tRef[i * rank + k])) } }
+      #expect(worst < 1e-4, "shrink isa \(isa): \(worst)")
+      var y = y0
+      lk_lora_expand(
+        &y, Int64(ldy), t, Int64(ldt), Int64(ntok), type, btBytes, Int64(rank), Int64(rows), Int64(c0), Int64(c1), scale
+      )
+      var worstY = 0.0
+      for i in 0..<ntok {
+        for c in 0..<ldy {
+          var want = Double(y0[i * ldy + c])
+          if c >= c0 && c < c1 && c < rows {
+            want += Double(scale) * (0..<rank).reduce(0.0) { $0 + Double(t[i * ldt + $1]) * Double(bt[$1 * rows + c]) }
+          }
+          worstY = max(worstY, abs(Double(y[i * ldy + c]) - want))
+        }
+      }
+      #expect(worstY < 1e-4, "expand isa \(isa): \(worstY)")
+    }
+  }
+}

@@ -19,12 +19,16 @@ let package = Package(
     .systemLibrary(
       name: "CSQLite", path: "Sources/CSQLite", pkgConfig: "sqlite3",
       providers: [.apt(["libsqlite3-dev"])]),
+    .systemLibrary(
+      name: "CLibUV", path: "Sources/CLibUV", pkgConfig: "libuv",
+      providers: [.apt(["libuv1-dev"])]),
     .target(
       name: "CKernels", path: "Sources/CKernels",
       cSettings: [.unsafeFlags(["-O3", "-fno-math-errno"])]),
     .target(name: "Tensor", dependencies: ["CKernels", "CBLAS"]),
     .target(name: "Model", dependencies: ["Tensor", "CKernels"]),
     .target(name: "Adapters", dependencies: ["Tensor", "Model"]),
+    .target(name: "Server", dependencies: ["CLibUV"]),
     .executableTarget(
       name: "lorad",
       dependencies: [
@@ -40,6 +44,7 @@ let package = Package(
     .testTarget(
       name: "ModelTests", dependencies: ["Model", "Tensor", "CKernels", "TestSupport"],
       resources: [.copy("Fixtures")]),
+    .testTarget(name: "ServerTests", dependencies: ["Server"]),
   ],
   swiftLanguageModes: [.v6]
 )

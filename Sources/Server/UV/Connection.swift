@@ -83,7 +83,7 @@ public final class Connection {
       stopReading()
       if Int32(nread) == uvEOF {
         // The client is done sending: a last line without '\n' still counts.
-        if pending.count > scanFrom || !pending.isEmpty { pending.append(0x0A) }
+        if !pending.isEmpty { pending.append(0x0A) }
         processLines()
         if state == .open { closeAfterFlush() }
       } else {

@@ -7,6 +7,7 @@
 //   q80 head  Q8_0 matvec 49152x576 (the tied output head, 30 MB), GB/s
 //   model     the whole SmolLM2-135M per-token matvec set: 30 layers x (q, k, v, o, gate, up,
 //             down; Q4_1) + the Q8_0 head, tokens/s (weights only: no attention, no norms)
+//   batch16   the same set for 16 sequences at once (lk_matmul_mt, 16 rows), aggregate tokens/s
 //   matmul    Q4_1 matmul 1536x576 x 512 tokens, GFLOP/s (2·rows·cols·tokens)
 //   pool      lk_pool_run round trip of an empty job, microseconds
 // Every figure is the best of many short runs, taken round-robin over all configurations so
@@ -55,7 +56,7 @@ static char *make_act(int wt, int64_t cols, int n) {
   return xq;
 }
 
-enum { NCFG = 6, NMET = 6, ROUNDS = 41 };
+enum { NCFG = 6, NMET = 7, ROUNDS = 41 };
 static double samples[NCFG][NMET][ROUNDS];  // (isa·2 + threads-1, metric, round) seconds per unit
 
 static int cmp(const void *a, const void *b) {
@@ -77,10 +78,11 @@ int main(void) {
   const int cold = 240;
   char *q41 = make_matrix(LK_Q4_1, 1536, 576, cold);
   const int64_t q41_bytes = lk_row_bytes(LK_Q4_1, 576) * 1536, head_bytes = lk_row_bytes(LK_Q8_0, 576) * 49152;
-  char *x41 = make_act(LK_Q4_1, 1536, 512), *x80 = make_act(LK_Q8_0, 576, 1);
-  const int64_t xb41 = lk_act_row_bytes(LK_Q4_1, 576);
+  char *x41 = make_act(LK_Q4_1, 1536, 512), *x80 = make_act(LK_Q8_0, 576, 16);
+  const int64_t xb41 = lk_act_row_bytes(LK_Q4_1, 576), xb41w = lk_act_row_bytes(LK_Q4_1, 1536);
+  const int64_t xb80 = lk_act_row_bytes(LK_Q8_0, 576);
   float *y = aligned_alloc(64, sizeof(float) * 49152);
-  float *Y = aligned_alloc(64, sizeof(float) * 1536 * 512);
+  float *Y = aligned_alloc(64, sizeof(float) * 49152 * 16);  // (16, 49152) or (512, 1536)
   lk_pool *pools[2] = {lk_pool_create(1), lk_pool_create(2)};
 
   for (int round = 0; round < ROUNDS; round++)
@@ -116,10 +118,20 @@ int main(void) {
         t0 = now();
         for (int i = 0; i < 2000; i++) lk_pool_run(pool, nop, NULL);
         *s[5] = (now() - t0) / 2000;
+        if (isa || round < 3) {
+          t0 = now();
+          for (int l = 0; l < 30; l++)
+            for (int m = 0; m < 7; m++)
+              lk_matmul_mt(pool, LK_Q4_1, Y, shape[m][0], model[l][m], x41, xb41w, 16, shape[m][1], shape[m][0]);
+          lk_matmul_mt(pool, LK_Q8_0, Y, 49152, head, x80, xb80, 16, 576, 49152);
+          *s[6] = (now() - t0) / 16;
+        } else {
+          *s[6] = 1e9;
+        }
       }
 
-  printf("%-7s %3s %14s %14s %14s %14s %16s %12s\n", "isa", "thr", "q41 hot GB/s", "q41 cold GB/s", "q80 head GB/s",
-         "model tok/s", "matmul GFLOP/s", "pool us");
+  printf("%-7s %3s %14s %14s %14s %14s %16s %12s %16s\n", "isa", "thr", "q41 hot GB/s", "q41 cold GB/s",
+         "q80 head GB/s", "model tok/s", "matmul GFLOP/s", "pool us", "batch16 tok/s");
   for (int isa = 0; isa <= best; isa++)
     for (int nth = 1; nth <= 2; nth++) {
       double best_[NMET], med[NMET];
@@ -130,11 +142,11 @@ int main(void) {
         med[m] = v[ROUNDS / 2];
       }
       double flop = 2.0 * 1536 * 576 * 512;
-      printf("%-7s %3d %6.1f (%5.1f) %6.1f (%5.1f) %6.1f (%5.1f) %6.0f (%5.0f) %7.0f (%6.0f) %5.2f (%4.2f)\n",
+      printf("%-7s %3d %6.1f (%5.1f) %6.1f (%5.1f) %6.1f (%5.1f) %6.0f (%5.0f) %7.0f (%6.0f) %5.2f (%4.2f) %7.0f (%6.0f)\n",
              isa_name[isa], nth, q41_bytes / best_[0] / 1e9, q41_bytes / med[0] / 1e9, q41_bytes / best_[1] / 1e9,
              q41_bytes / med[1] / 1e9, head_bytes / best_[2] / 1e9, head_bytes / med[2] / 1e9, 1 / best_[3],
              1 / med[3], flop / best_[4] / 1e9, isa || ROUNDS / 2 < 3 ? flop / med[4] / 1e9 : flop / best_[4] / 1e9,
-             best_[5] * 1e6, med[5] * 1e6);
+             best_[5] * 1e6, med[5] * 1e6, 1 / best_[6], isa || ROUNDS / 2 < 3 ? 1 / med[6] : 1 / best_[6]);
     }
   lk_pool_destroy(pools[0]);
   lk_pool_destroy(pools[1]);

@@ -228,11 +228,10 @@ LK_AVX2 LK_INLINE void mm_tile(int wtype, int NT, const uint8_t *const w[4], con
       __m256 s0 = spread(dw, k, 0), s1 = spread(dw, k, 1);
       for (int t = 0; t < NT; t++) {
         const uint8_t *xb = xrows[t] + b * xbs + xoff;
+        // dw·dx first, as the matvec does (its dd): the same rounding, so the same result
         __m256 u = _mm256_broadcast_ss(xc[t].dx + b);
-        __m256 f0 = _mm256_mul_ps(_mm256_cvtepi32_ps(dot2(wtype, lo[0], hi[0], xb)), s0);
-        __m256 f1 = _mm256_mul_ps(_mm256_cvtepi32_ps(dot2(wtype, lo[1], hi[1], xb)), s1);
-        acc[t][0] = _mm256_fmadd_ps(f0, u, acc[t][0]);
-        acc[t][1] = _mm256_fmadd_ps(f1, u, acc[t][1]);
+        acc[t][0] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot2(wtype, lo[0], hi[0], xb)), _mm256_mul_ps(s0, u), acc[t][0]);
+        acc[t][1] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot2(wtype, lo[1], hi[1], xb)), _mm256_mul_ps(s1, u), acc[t][1]);
       }
     }
   }

@@ -1,109 +1,134 @@
 // AVX-512 VNNI products of Q4_0 / Q4_1 / Q8_0 weights with Q8_0 / Q8_1 activations.
 //
-// Layout: one 512-bit vector holds the same block of 4 weight rows — 16 bytes per row, the low
-// half of the block's elements (lo) or the high half (hi) — so with the activation block's
-// halves broadcast to all four 128-bit lanes, two vpdpbusd give 4 int32 partial sums per row
-// for 128 multiply-adds, and one convert + one FMA apply the block scales of all 4 rows.
+// Tiles of 16 weight rows, one row per 32-bit lane. For the matmul, block b of a tile is
+// transposed once into 8 vectors of unsigned bytes — vector 2g holds elements 4g..4g+3 of every
+// row, vector 2g+1 elements 16+4g..16+4g+3 — kept in L1 while token groups run over it: one
+// vpdpbusd with 4 activation bytes broadcast (an embedded-broadcast memory operand) adds 4
+// products to each row's int32 block dot, 8 of them give the block dots of 16 rows for one token,
+// with no horizontal sums. The matvec (one token) skips the transposed copy: two vpdpbusd on 4
+// untransposed rows give 4 partial sums per row, and one 4-way reduction of 4 such row groups
+// yields the same 16 block dots, one per lane.
 //
-// vpdpbusd multiplies unsigned by signed bytes, so:
-//   Q4_0: nibbles n (0..15) · x, the "-8" folded into a per-block correction  -8·dw·dx·Σx
-//   Q4_1: nibbles n · x, the min folded in as                                   m·dx·Σx
-//   Q8_0: (w + 128) · x, the offset folded in as                              -128·dw·dx·Σx
-// A row's result is  Σ_b dw_b·dx_b·idot_b  +  Σ_b cw_b·cx_b  (cw = m for Q4_1, else dw), with
-// the activation coefficients dx, cx computed once per call.
+// vpdpbusd multiplies unsigned by signed bytes, so the weights enter as
+//   Q4_0: nibbles n (0..15), the "-8" folded in as the integer correction     -8·Σx
+//   Q4_1: nibbles n,         the min folded in as the float term             m·dx·Σx
+//   Q8_0: w + 128,           the offset folded in as the integer correction -128·Σx
+// (Σx: the activation block's integer sum), so idot below is the exact integer dot Σ w·x.
 //
-// Weight scales are kept [block][row] (lane 4b + r). The matvec takes them straight from the
-// rows (the headers of 4 consecutive blocks of a row fit one 64-byte load) and prefetches the
-// weights 8 KB ahead into L2; the matmul copies them once per 4-row tile and reuses them for
-// 16 tokens, whose integer dots it reduces 4 tokens at a time (lane 4r + t) before converting
-// to float, so the convert / scale / FMA run once per 4 tokens. No gathers: slow on Zen 4.
+// Batching must not change results (8-bit activations make the model chaotic: a last-bit
+// difference in one product can flip greedy tokens 30 layers later), so every (row, token)
+// result is computed by the same float operations in the same order, whichever kernel (matvec,
+// matmul, 16- or 4-row tile), token count, token group or row range produced it:
+//   per column chunk of KC blocks:  acc = 0;  for each block b in order:
+//     acc = fma(float(idot_b) · dw_b, dx_b, acc)        (Q4_1 then also acc = fma(m_b, dx_b·Σx_b, acc))
+//   y = acc for the first chunk, y + acc for the next ones.
+// Integer dots are exact whatever their summation order. No gathers: slow on Zen 4.
 #include "internal.h"
 
 #if LK_X86
 
-enum { KC = 128 };  // blocks of a row handled per column chunk (4096 columns)
-enum { TT = 16 };   // matmul: tokens prepared at once
-enum { NTMAX = 16 }; // matmul: tokens per register tile (4 groups of 4)
-// matvec: prefetch weights this far ahead, into L2. The hardware prefetcher does not follow the
-// 4 short interleaved row streams of a tile; this doubled decode throughput on 2 threads.
-#define PF_BYTES 8192
+#pragma clang fp contract(off)
+
+enum { KC = 64 };      // blocks of a row per column chunk (2048 columns); part of the float order
+enum { XCAP = 4096 };  // matmul: (token, block) activation coefficients prepared at once
+enum { TMAX = 256 };   // matmul: tokens prepared at once, at most
+// Prefetch weights this far ahead, into L2: the hardware prefetcher does not follow the 16
+// short interleaved row streams of a tile (without software prefetch the matvec runs at 40%).
+#define PF_BYTES 16384
 #define PF_HINT _MM_HINT_T1
 
 LK_INLINE int wbytes(int wtype) { return wtype == LK_Q4_0 ? 18 : wtype == LK_Q4_1 ? 20 : 34; }
 LK_INLINE int xbytes(int wtype) { return wtype == LK_Q4_1 ? 36 : 34; }
+/// Offset of an activation block's qs, and of the 4 bytes that pair with weight vector k (0..7).
+LK_INLINE int xqs_off(int wtype) { return xbytes(wtype) - 32; }
+LK_INLINE int xpair_off(int k) { return (k & 1) * 16 + (k >> 1) * 4; }
 
-/// Activation coefficients of one row chunk: (nkb + pad to 4) blocks.
-typedef struct {
-  _Alignas(64) float dx[KC];  // (block) activation scale
-  _Alignas(64) float cx[KC];  // (block) correction coefficient
-} xcoef;
+/// Per activation block: its scale dx and its correction c (Q4_1: float dx·Σx; else int K·Σx).
+typedef union {
+  float f;
+  int32_t i;
+} xcorr;
 
-/// Fills c for activation blocks [kb0, kb0 + nkb) of row xrow, zero padded to a multiple of 4.
-LK_AVX512 LK_INLINE void prep_x(int wtype, const uint8_t *xrow, int64_t kb0, int nkb, xcoef *c) {
-  const int xbs = xbytes(wtype), xoff = xbs - 32;
-  const float k = wtype == LK_Q4_0 ? -8.0f : wtype == LK_Q8_0 ? -128.0f : 1.0f;
+/// dx[b], c[b] for blocks [0, nkb) of the activation row chunk xrow.
+LK_AVX512 LK_INLINE void prep_x(int wtype, const uint8_t *xrow, int nkb, float *dx, xcorr *c) {
+  const int xbs = xbytes(wtype), xoff = xqs_off(wtype);
+  const int32_t k = wtype == LK_Q4_0 ? -8 : -128;
   const __m256i ones = _mm256_set1_epi8(1);
-  int b = 0;
-  for (; b < nkb; b++) {
-    const uint8_t *p = xrow + (kb0 + b) * xbs;
+  for (int b = 0; b < nkb; b++) {
+    const uint8_t *p = xrow + b * xbs;
     __m256i s8 = _mm256_dpbusd_epi32(_mm256_setzero_si256(), ones, _mm256_loadu_si256((const __m256i *)(p + xoff)));
     __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(s8), _mm256_extracti128_si256(s8, 1));
     s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0x4e));
     s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0xb1));
+    int32_t sum = _mm_cvtsi128_si32(s4);
     uint16_t dh;
     memcpy(&dh, p, 2);
     float d = _cvtsh_ss(dh);
-    c->dx[b] = d;
-    c->cx[b] = k * d * (float)_mm_cvtsi128_si32(s4);
+    dx[b] = d;
+    if (wtype == LK_Q4_1) c[b].f = d * (float)sum;
+    else c[b].i = k * sum;
   }
-  for (; b & 3; b++) c->dx[b] = c->cx[b] = 0;
 }
 
-/// Four per-block values v[b..b+3] expanded to [v_b × 4, v_b+1 × 4, ...] (the [block][row] layout).
-LK_AVX512 LK_INLINE __m512 expand4(const float *v) {
-  return _mm512_permutexvar_ps(_mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3),
-                               _mm512_castps128_ps512(_mm_loadu_ps(v)));
+// ---- weight tiles ------------------------------------------------------------------------------
+/// 4x4 transpose of 32-bit lanes inside each 128-bit lane: out[g] lane 4j + i = z[i] lane 4j + g.
+LK_AVX512 LK_INLINE void transpose4(const __m512i z[4], __m512i out[4]) {
+  __m512i t0 = _mm512_unpacklo_epi32(z[0], z[1]), t1 = _mm512_unpackhi_epi32(z[0], z[1]);
+  __m512i t2 = _mm512_unpacklo_epi32(z[2], z[3]), t3 = _mm512_unpackhi_epi32(z[2], z[3]);
+  out[0] = _mm512_unpacklo_epi64(t0, t2);
+  out[1] = _mm512_unpackhi_epi64(t0, t2);
+  out[2] = _mm512_unpacklo_epi64(t1, t3);
+  out[3] = _mm512_unpackhi_epi64(t1, t3);
 }
 
-/// Lanes [4k..4k+3] of v (block k of a [block][row] vector) spread to [row r × 4] for r = 0..3.
-LK_AVX512 LK_INLINE __m512 spread_block(__m512 v, int k) {
-  __m512i idx = _mm512_add_epi32(_mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3), _mm512_set1_epi32(4 * k));
-  return _mm512_permutexvar_ps(idx, v);
+/// 16 bytes at p0..p3 + off as the four 128-bit lanes of one vector.
+LK_AVX512 LK_INLINE __m512i load4x16(const uint8_t *p0, const uint8_t *p1, const uint8_t *p2, const uint8_t *p3,
+                                     int64_t off) {
+  __m512i z = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)(p0 + off)));
+  z = _mm512_inserti32x4(z, _mm_loadu_si128((const __m128i *)(p1 + off)), 1);
+  z = _mm512_inserti32x4(z, _mm_loadu_si128((const __m128i *)(p2 + off)), 2);
+  return _mm512_inserti32x4(z, _mm_loadu_si128((const __m128i *)(p3 + off)), 3);
 }
 
-/// Raw scale fields of 4 rows, transposed: Q4_1 -> uint32 (d | m << 16), others -> uint16 d;
-/// element [b * 4 + r], zero padded to a multiple of 4 blocks.
-LK_INLINE void copy_scales(int wtype, const uint8_t *const w[4], int nkb, void *dst) {
+/// Block b of the 16 rows w[0..15] as 8 vectors of unsigned bytes in the tile's lane order (row
+/// 4i + j in lane 4j + i); v[k] pairs with activation bytes xpair_off(k)..+3 of the block.
+LK_AVX512 LK_INLINE void tile16(int wtype, const uint8_t *const w[16], int b, __m512i v[8]) {
   const int bs = wbytes(wtype);
-  int nb4 = (nkb + 3) & ~3;
-  if (wtype == LK_Q4_1) {
-    uint32_t *d = dst;
-    for (int b = 0; b < nkb; b++)
-      for (int r = 0; r < 4; r++) memcpy(d + 4 * b + r, w[r] + b * bs, 4);
-    for (int b = nkb; b < nb4; b++)
-      for (int r = 0; r < 4; r++) d[4 * b + r] = 0;
-  } else {
-    uint16_t *d = dst;
-    for (int b = 0; b < nkb; b++)
-      for (int r = 0; r < 4; r++) memcpy(d + 4 * b + r, w[r] + b * bs, 2);
-    for (int b = nkb; b < nb4; b++)
-      for (int r = 0; r < 4; r++) d[4 * b + r] = 0;
+  const int64_t o = (int64_t)b * bs;
+  __m512i z[4], lo[4];
+  if (wtype == LK_Q8_0) {  // rows 4i..4i+3 in the 128-bit lanes of z[i] (elements 0..15) and zh[i] (16..31)
+    __m512i zh[4], hi[4];
+    for (int i = 0; i < 4; i++) {
+      const uint8_t *const *g = w + 4 * i;
+      __m512i a = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(g[0] + o + 2))),
+                                     _mm256_loadu_si256((const __m256i *)(g[1] + o + 2)), 1);
+      __m512i c = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(g[2] + o + 2))),
+                                     _mm256_loadu_si256((const __m256i *)(g[3] + o + 2)), 1);
+      z[i] = _mm512_shuffle_i32x4(a, c, 0x88);
+      zh[i] = _mm512_shuffle_i32x4(a, c, 0xDD);
+    }
+    transpose4(z, lo);
+    transpose4(zh, hi);
+    const __m512i k80 = _mm512_set1_epi8((char)0x80);
+    for (int g = 0; g < 4; g++) {
+      v[2 * g] = _mm512_xor_si512(lo[g], k80);
+      v[2 * g + 1] = _mm512_xor_si512(hi[g], k80);
+    }
+    return;
+  }
+  const int64_t q = o + bs - 16;
+  for (int i = 0; i < 4; i++) z[i] = load4x16(w[4 * i], w[4 * i + 1], w[4 * i + 2], w[4 * i + 3], q);
+  transpose4(z, lo);
+  const __m512i m4 = _mm512_set1_epi8(0x0F);
+  for (int g = 0; g < 4; g++) {
+    v[2 * g] = _mm512_and_si512(lo[g], m4);
+    v[2 * g + 1] = _mm512_and_si512(_mm512_srli_epi16(lo[g], 4), m4);
   }
 }
 
-/// Weight scales (dw) and correction weights (cw) of blocks [b, b + 4) of the tile, [block][row].
-LK_AVX512 LK_INLINE void load_scales(int wtype, const void *sc, int b, __m512 *dw, __m512 *cw) {
-  if (wtype == LK_Q4_1) {
-    __m512i raw = _mm512_loadu_si512((const uint32_t *)sc + 4 * b);
-    *dw = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(raw));
-    *cw = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(raw, 16)));
-  } else {
-    *dw = *cw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)((const uint16_t *)sc + 4 * b)));
-  }
-}
-
-/// Q4_0 / Q4_1 weight scales of blocks [b, b + nb) (nb <= 4) straight from the 4 rows, [block][row]:
-/// the 4 block headers of a row lie within one 64-byte load (at 18- or 20-byte strides).
+/// Weight scales (dw) and correction weights (cw, Q4_1: the mins) of blocks [b, b + nb) (nb <= 4)
+/// of 4 rows, [row][block] (lane 4r + k): the 4 block headers of a row are read with one or two
+/// 64-byte loads and moved into place with two-source word permutes.
 LK_AVX512 LK_INLINE void row_scales(int wtype, const uint8_t *const w[4], int b, int nb, __m512 *dw, __m512 *cw) {
   const int bs = wbytes(wtype);
   if (wtype == LK_Q8_0) {  // 34-byte blocks: two headers (words 0 and 17) per load, two loads per row
@@ -113,299 +138,417 @@ LK_AVX512 LK_INLINE void row_scales(int wtype, const uint8_t *const w[4], int b,
       a[r] = _mm512_maskz_loadu_epi8(ma, w[r] + b * bs);
       c[r] = _mm512_maskz_loadu_epi8(mb, w[r] + (b + 2) * bs);
     }
-    // word 17k of row r's load -> word 4k + r (k = 0, 1 from a; k = 2, 3 from c)
-    const __m512i i01 = _mm512_set_epi16(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-                                         0, 0, 49, 17, 0, 0, 32, 0, 0, 0, 49, 17, 0, 0, 32, 0);
-    const __m512i i23 = _mm512_set_epi16(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-                                         49, 17, 0, 0, 32, 0, 0, 0, 49, 17, 0, 0, 32, 0, 0, 0);
-    __m512i lo = _mm512_mask_blend_epi16(0xCCCC, _mm512_permutex2var_epi16(a[0], i01, a[1]), _mm512_permutex2var_epi16(a[2], i23, a[3]));
-    __m512i hi = _mm512_mask_blend_epi16(0xCCCC, _mm512_permutex2var_epi16(c[0], i01, c[1]), _mm512_permutex2var_epi16(c[2], i23, c[3]));
-    __m256i raw = _mm256_blend_epi32(_mm512_castsi512_si256(lo), _mm512_castsi512_si256(hi), 0xF0);
-    *dw = *cw = _mm512_cvtph_ps(raw);
+    // word 4r + k <- word 17·(k & 1) of row r's load a (k < 2) or c (k >= 2); second source: + 32
+    const __m512i ix = _mm512_set_epi16(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+                                        49, 32, 49, 32, 17, 0, 17, 0, 49, 32, 49, 32, 17, 0, 17, 0);
+    __m512i r01 = _mm512_mask_blend_epi16(0xCCCC, _mm512_permutex2var_epi16(a[0], ix, a[1]), _mm512_permutex2var_epi16(c[0], ix, c[1]));
+    __m512i r23 = _mm512_mask_blend_epi16(0xCCCC, _mm512_permutex2var_epi16(a[2], ix, a[3]), _mm512_permutex2var_epi16(c[2], ix, c[3]));
+    *dw = *cw = _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_mask_blend_epi16(0xFF00, r01, r23)));
     return;
   }
   __mmask64 m = nb >= 4 ? ~(__mmask64)0 : (((__mmask64)1 << (bs * (nb - 1) + 4)) - 1);
   __m512i r0 = _mm512_maskz_loadu_epi8(m, w[0] + b * bs), r1 = _mm512_maskz_loadu_epi8(m, w[1] + b * bs);
   __m512i r2 = _mm512_maskz_loadu_epi8(m, w[2] + b * bs), r3 = _mm512_maskz_loadu_epi8(m, w[3] + b * bs);
-  if (wtype == LK_Q4_1) {  // d (word 10k) of row r -> word 4k + r, m (word 10k + 1) -> word 16 + 4k + r
-    const __m512i i01 = _mm512_set_epi16(0, 0, 63, 31, 0, 0, 53, 21, 0, 0, 43, 11, 0, 0, 33, 1,
-                                         0, 0, 62, 30, 0, 0, 52, 20, 0, 0, 42, 10, 0, 0, 32, 0);
-    const __m512i i23 = _mm512_set_epi16(63, 31, 0, 0, 53, 21, 0, 0, 43, 11, 0, 0, 33, 1, 0, 0,
-                                         62, 30, 0, 0, 52, 20, 0, 0, 42, 10, 0, 0, 32, 0, 0, 0);
-    __m512i raw = _mm512_mask_blend_epi16(0xCCCCCCCC, _mm512_permutex2var_epi16(r0, i01, r1), _mm512_permutex2var_epi16(r2, i23, r3));
+  if (wtype == LK_Q4_1) {  // d (word 10k) of row r -> word 4r + k, m (word 10k + 1) -> word 16 + 4r + k
+    const __m512i ix = _mm512_set_epi16(63, 53, 43, 33, 31, 21, 11, 1, 63, 53, 43, 33, 31, 21, 11, 1,
+                                        62, 52, 42, 32, 30, 20, 10, 0, 62, 52, 42, 32, 30, 20, 10, 0);
+    __m512i raw = _mm512_mask_blend_epi16(0xFF00FF00, _mm512_permutex2var_epi16(r0, ix, r1), _mm512_permutex2var_epi16(r2, ix, r3));
     *dw = _mm512_cvtph_ps(_mm512_castsi512_si256(raw));
     *cw = _mm512_cvtph_ps(_mm512_extracti64x4_epi64(raw, 1));
-  } else {  // word 9k of row r -> word 4k + r (second source: index + 32)
-    const __m512i i01 = _mm512_set_epi16(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-                                         0, 0, 59, 27, 0, 0, 50, 18, 0, 0, 41, 9, 0, 0, 32, 0);
-    const __m512i i23 = _mm512_set_epi16(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-                                         59, 27, 0, 0, 50, 18, 0, 0, 41, 9, 0, 0, 32, 0, 0, 0);
-    __m512i raw = _mm512_mask_blend_epi16(0xCCCCCCCC, _mm512_permutex2var_epi16(r0, i01, r1), _mm512_permutex2var_epi16(r2, i23, r3));
+  } else {  // word 9k of row r -> word 4r + k (second source: index + 32)
+    const __m512i ix = _mm512_set_epi16(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+                                        59, 50, 41, 32, 27, 18, 9, 0, 59, 50, 41, 32, 27, 18, 9, 0);
+    __m512i raw = _mm512_mask_blend_epi16(0xFF00, _mm512_permutex2var_epi16(r0, ix, r1), _mm512_permutex2var_epi16(r2, ix, r3));
     *dw = *cw = _mm512_cvtph_ps(_mm512_castsi512_si256(raw));
   }
 }
 
-/// Block b of the 4 rows as unsigned bytes: lo = elements 0..15 of each row, hi = 16..31.
-LK_AVX512 LK_INLINE void unpack4(int wtype, const uint8_t *const w[4], int b, __m512i *lo, __m512i *hi) {
-  const int bs = wbytes(wtype);
-  if (wtype == LK_Q8_0) {
-    __m512i a = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(w[0] + b * bs + 2))),
-                                   _mm256_loadu_si256((const __m256i *)(w[1] + b * bs + 2)), 1);
-    __m512i c = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(w[2] + b * bs + 2))),
-                                   _mm256_loadu_si256((const __m256i *)(w[3] + b * bs + 2)), 1);
-    const __m512i k80 = _mm512_set1_epi8((char)0x80);
-    a = _mm512_xor_si512(a, k80);
-    c = _mm512_xor_si512(c, k80);
-    *lo = _mm512_shuffle_i32x4(a, c, 0x88);  // 128-bit lanes a0 a2 c0 c2
-    *hi = _mm512_shuffle_i32x4(a, c, 0xDD);  // a1 a3 c1 c3
-    return;
-  }
-  const int off = bs - 16;
-  __m256i q01 = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)(w[0] + b * bs + off))),
-                                        _mm_loadu_si128((const __m128i *)(w[1] + b * bs + off)), 1);
-  __m256i q23 = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)(w[2] + b * bs + off))),
-                                        _mm_loadu_si128((const __m128i *)(w[3] + b * bs + off)), 1);
-  __m512i q = _mm512_inserti64x4(_mm512_castsi256_si512(q01), q23, 1);
-  const __m512i m4 = _mm512_set1_epi8(0x0F);
-  *lo = _mm512_and_si512(q, m4);
-  *hi = _mm512_and_si512(_mm512_srli_epi16(q, 4), m4);
+/// transpose4 for floats.
+LK_AVX512 LK_INLINE void transpose4f(const __m512 in[4], __m512 out[4]) {
+  __m512i z[4], t[4];
+  for (int i = 0; i < 4; i++) z[i] = _mm512_castps_si512(in[i]);
+  transpose4(z, t);
+  for (int i = 0; i < 4; i++) out[i] = _mm512_castsi512_ps(t[i]);
 }
 
-/// int32 partial sums (4 per row) of block b of the tile with activation block x (its qs).
-LK_AVX512 LK_INLINE __m512i dot4(__m512i lo, __m512i hi, const uint8_t *xqs) {
-  __m512i xl = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)xqs));
-  __m512i xh = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(xqs + 16)));
-  return _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), lo, xl), hi, xh);
+/// dw[k] / cw[k]: scales of block b + k (k < nb <= 4) of the 16 rows, in the tile's lane order.
+LK_AVX512 LK_INLINE void scales16(int wtype, const uint8_t *const w[16], int b, int nb, __m512 dw[4], __m512 cw[4]) {
+  __m512 d[4], c[4];
+  for (int q = 0; q < 4; q++) row_scales(wtype, w + 4 * q, b, nb, &d[q], &c[q]);
+  transpose4f(d, dw);
+  if (wtype == LK_Q4_1) transpose4f(c, cw);
 }
 
-/// [sum of lanes 4r..4r+3 of a] for r = 0..3.
-LK_AVX512 LK_INLINE __m128 rowsums(__m512 a) {
-  a = _mm512_add_ps(a, _mm512_permute_ps(a, 0x4E));
-  a = _mm512_add_ps(a, _mm512_permute_ps(a, 0xB1));
-  return _mm512_castps512_ps128(_mm512_permutexvar_ps(_mm512_setr_epi32(0, 4, 8, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0), a));
+/// Spreading the prefetch of [pf, pfend) over a tile's nkb block steps: K lines per step (a
+/// constant, unrolled; one tile's worth of rows over its blocks), `reps` times on a product's
+/// first tile, which also covers the distance ahead.
+typedef struct {
+  const uint8_t *p, *end;
+  int reps;
+} lk_pfspread;
+
+LK_INLINE int pf_lines(int wtype) { return (16 * wbytes(wtype) + 63) / 64; }
+
+LK_INLINE lk_pfspread pf_spread(int wtype, const uint8_t *pf, const uint8_t *pfend, int nkb) {
+  const int64_t per = (int64_t)pf_lines(wtype) * nkb;  // lines per tile
+  return (lk_pfspread){pf, pfend, (int)(((pfend - pf + 63) / 64 + per - 1) / per)};
 }
 
-/// [sum of lanes r, 4+r, 8+r, 12+r of a] for r = 0..3.
-LK_AVX512 LK_INLINE __m128 blocksums(__m512 a) {
-  __m256 h = _mm256_add_ps(_mm512_castps512_ps256(a), _mm512_extractf32x8_ps(a, 1));
-  return _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+LK_INLINE void pf_step(int wtype, lk_pfspread *s) {
+  const int k = pf_lines(wtype);
+  for (int j = 0; j < s->reps && s->p < s->end; j++, s->p += 64 * k)
+    for (int i = 0; i < k; i++) _mm_prefetch((const char *)(s->p + 64 * i), PF_HINT);
+}
+
+/// One block's step for one token: acc = fma(float(idot) · dw, dx, acc) (+ the Q4_1 min term).
+LK_AVX512 LK_INLINE __m512 block_step(int wtype, __m512 acc, __m512i idot, __m512 dw, __m512 cw, const float *dx,
+                                      const xcorr *c) {
+  if (wtype != LK_Q4_1) idot = _mm512_add_epi32(idot, _mm512_set1_epi32(c->i));
+  acc = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(idot), dw), _mm512_set1_ps(*dx), acc);
+  if (wtype == LK_Q4_1) acc = _mm512_fmadd_ps(cw, _mm512_set1_ps(c->f), acc);
+  return acc;
+}
+
+LK_AVX512 LK_INLINE __m512i bcast4(const uint8_t *p) {
+  int32_t v;
+  memcpy(&v, p, 4);
+  return _mm512_set1_epi32(v);
+}
+
+/// Stores the 16 row results of one token (in the tile's lane order): y[0..nr) = (first ? acc : y + acc).
+LK_AVX512 LK_INLINE void store16(float *y, __m512 acc, int nr, int first) {
+  // lane 4j + i holds row 4i + j: the permutation is its own inverse
+  acc = _mm512_permutexvar_ps(_mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15), acc);
+  __mmask16 m = nr >= 16 ? 0xFFFF : (__mmask16)((1u << nr) - 1);
+  if (!first) acc = _mm512_add_ps(_mm512_maskz_loadu_ps(m, y), acc);
+  _mm512_mask_storeu_ps(y, m, acc);
 }
 
 // ---- matvec ----------------------------------------------------------------------------------
-/// 4 rows · one activation row over one column chunk: out[r].
-LK_AVX512 LK_INLINE void mv_tile(int wtype, const uint8_t *const w[4], const uint8_t *xrow, const xcoef *xc, int nkb,
-                                 float *out) {
-  const int xbs = xbytes(wtype), xoff = xbs - 32;
-  __m512 acc = _mm512_setzero_ps(), corr = _mm512_setzero_ps();
-  for (int b4 = 0; b4 < nkb; b4 += 4) {
-    int nb = nkb - b4 < 4 ? nkb - b4 : 4;
-    __m512 dw, cw;
-    row_scales(wtype, w, b4, nb, &dw, &cw);
-    corr = _mm512_fmadd_ps(cw, expand4(xc->cx + b4), corr);
-    __m512 dd = _mm512_mul_ps(dw, expand4(xc->dx + b4));
-    for (int k = 0; k < nb; k++) {
-      __m512i lo, hi;
-      unpack4(wtype, w, b4 + k, &lo, &hi);
-      __m512i dot = dot4(lo, hi, xrow + (b4 + k) * xbs + xoff);
-      acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), spread_block(dd, k), acc);
-    }
-  }
-  _mm_storeu_ps(out, _mm_add_ps(rowsums(acc), blocksums(corr)));
-}
-
-#define MV_INST(T)                                                                                              \
-  static LK_AVX512 __attribute__((noinline)) void mv_##T(const uint8_t *const w[4], const uint8_t *xrow,        \
-                                                         const xcoef *xc, int nkb, float *out) {               \
-    mv_tile(LK_##T, w, xrow, xc, nkb, out);                                                                     \
-  }
-MV_INST(Q4_0)
-MV_INST(Q4_1)
-MV_INST(Q8_0)
-
-typedef void (*mv_tile_fn)(const uint8_t *const[4], const uint8_t *, const xcoef *, int, float *);
-
-/// Row pointers of the tile starting at row r (rows past r1 repeat the last valid row).
-LK_INLINE void tile_rows(const uint8_t *wc, int64_t rb, int64_t r, int64_t r1, const uint8_t *w[4]) {
-  for (int i = 0; i < 4; i++) w[i] = wc + (r + i < r1 ? r + i : r1 - 1) * rb;
-}
-
-LK_AVX512 void lk_mv_q32_avx512(int wtype, float *y, const void *W, const void *xq, int64_t ncols, int64_t r0,
-                                int64_t r1) {
-  mv_tile_fn f = wtype == LK_Q4_0 ? mv_Q4_0 : wtype == LK_Q4_1 ? mv_Q4_1 : mv_Q8_0;
-  const int bs = wbytes(wtype), xbs = xbytes(wtype);
-  const int64_t nb = ncols / QK, rb = nb * bs;
-  xcoef xc;
-  for (int64_t kb0 = 0; kb0 < nb; kb0 += KC) {
-    int nkb = (int)(nb - kb0 < KC ? nb - kb0 : KC);
-    const uint8_t *xrow = (const uint8_t *)xq + kb0 * xbs;
-    prep_x(wtype, xrow, 0, nkb, &xc);
-    const uint8_t *wc = (const uint8_t *)W + kb0 * bs, *wend = wc + r1 * rb;
-    // the first PF_BYTES of the range have not been prefetched by an earlier tile
-    for (const uint8_t *p = wc + r0 * rb; p < wc + r0 * rb + PF_BYTES && p < wend; p += 64) _mm_prefetch((const char *)p, PF_HINT);
-    float out[4];
-    for (int64_t r = r0; r < r1; r += 4) {
-      // prefetch the weights PF_BYTES ahead: the hardware prefetcher alone does not keep up
-      const uint8_t *pf = wc + r * rb + PF_BYTES;
-      for (int64_t o = 0; o < 4 * rb && pf + o < wend; o += 64) _mm_prefetch((const char *)(pf + o), PF_HINT);
-      const uint8_t *w[4];
-      tile_rows(wc, rb, r, r1, w);
-      f(w, xrow, &xc, nkb, out);
-      int n = r1 - r < 4 ? (int)(r1 - r) : 4;
-      for (int j = 0; j < n; j++) y[r - r0 + j] = kb0 ? y[r - r0 + j] + out[j] : out[j];
-    }
-  }
-}
-
-// ---- matmul ----------------------------------------------------------------------------------
-/// 4 rows × NT tokens over one column chunk, one token at a time (the 1-3 token tails): out[t * 4 + r].
-LK_AVX512 LK_INLINE void mm_tile(int wtype, int NT, const uint8_t *const w[4], const uint8_t *const *xrows,
-                                 const xcoef *xc, int nkb, const void *sc, float *out) {
-  const int xbs = xbytes(wtype), xoff = xbs - 32;
-  // corrections first: Σ_b cw_b · cx_b per (row, token)
-  {
-    __m512 corr[NTMAX];
-    for (int t = 0; t < NT; t++) corr[t] = _mm512_setzero_ps();
-    for (int b4 = 0; b4 < nkb; b4 += 4) {
-      __m512 dw, cw;
-      load_scales(wtype, sc, b4, &dw, &cw);
-      for (int t = 0; t < NT; t++) corr[t] = _mm512_fmadd_ps(cw, expand4(xc[t].cx + b4), corr[t]);
-    }
-    for (int t = 0; t < NT; t++) _mm_storeu_ps(out + 4 * t, blocksums(corr[t]));
-  }
-  __m512 acc[NTMAX];
-  for (int t = 0; t < NT; t++) acc[t] = _mm512_setzero_ps();
-  for (int b4 = 0; b4 < nkb; b4 += 4) {
-    __m512 dw, cw;
-    load_scales(wtype, sc, b4, &dw, &cw);
-    int nb = nkb - b4 < 4 ? nkb - b4 : 4;
-    for (int k = 0; k < nb; k++) {
-      const int b = b4 + k;
-      __m512i lo, hi;
-      unpack4(wtype, w, b, &lo, &hi);
-      __m512 s = spread_block(dw, k);
-      for (int t = 0; t < NT; t++) {
-        __m512i dot = dot4(lo, hi, xrows[t] + b * xbs + xoff);
-        __m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(dot), s);
-        acc[t] = _mm512_fmadd_ps(f, _mm512_set1_ps(xc[t].dx[b]), acc[t]);
-      }
-    }
-  }
-  for (int t = 0; t < NT; t++) _mm_storeu_ps(out + 4 * t, _mm_add_ps(_mm_loadu_ps(out + 4 * t), rowsums(acc[t])));
-}
-
-/// Four tokens' block dots d[j] (row r in lanes 4r..4r+3) summed per (row, token): lane 4r + j.
+/// [sum of lanes 4r..4r+3 of d[i]] in lane 4r + i: with d[i] the dots of rows 4i..4i+3 (4
+/// partial sums each), the block dots of the 16 rows in the tile's lane order.
 LK_AVX512 LK_INLINE __m512i reduce4(__m512i d0, __m512i d1, __m512i d2, __m512i d3) {
   __m512i s01 = _mm512_add_epi32(_mm512_unpacklo_epi32(d0, d1), _mm512_unpackhi_epi32(d0, d1));
   __m512i s23 = _mm512_add_epi32(_mm512_unpacklo_epi32(d2, d3), _mm512_unpackhi_epi32(d2, d3));
   return _mm512_add_epi32(_mm512_unpacklo_epi64(s01, s23), _mm512_unpackhi_epi64(s01, s23));
 }
 
-/// 4 rows × 4·NG tokens: the integer dots of 4 tokens are reduced to one vector (lane 4r + t)
-/// before the conversion and scaling, so those run once per 4 tokens. dxT: (block, TT) scales.
-LK_AVX512 LK_INLINE void mm_tile_r4(int wtype, int NG, const uint8_t *const w[4], const uint8_t *const *xrows,
-                                    const xcoef *xc, const float *dxT, int nkb, const void *sc, float *out) {
-  const int xbs = xbytes(wtype), xoff = xbs - 32, NT = 4 * NG;
-  {
-    __m512 corr[NTMAX];
-    for (int t = 0; t < NT; t++) corr[t] = _mm512_setzero_ps();
-    for (int b4 = 0; b4 < nkb; b4 += 4) {
-      __m512 dw, cw;
-      load_scales(wtype, sc, b4, &dw, &cw);
-      for (int t = 0; t < NT; t++) corr[t] = _mm512_fmadd_ps(cw, expand4(xc[t].cx + b4), corr[t]);
-    }
-    for (int t = 0; t < NT; t++) _mm_storeu_ps(out + 4 * t, blocksums(corr[t]));
+/// Block b of the 4 rows g[0..3] as unsigned bytes: lo = elements 0..15 of each row (one row per
+/// 128-bit lane), hi = elements 16..31.
+LK_AVX512 LK_INLINE void unpack4(int wtype, const uint8_t *const g[4], int b, __m512i *lo, __m512i *hi) {
+  const int bs = wbytes(wtype);
+  const int64_t o = (int64_t)b * bs;
+  if (wtype == LK_Q8_0) {
+    __m512i a = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(g[0] + o + 2))),
+                                   _mm256_loadu_si256((const __m256i *)(g[1] + o + 2)), 1);
+    __m512i c = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(g[2] + o + 2))),
+                                   _mm256_loadu_si256((const __m256i *)(g[3] + o + 2)), 1);
+    const __m512i k80 = _mm512_set1_epi8((char)0x80);
+    a = _mm512_xor_si512(a, k80);
+    c = _mm512_xor_si512(c, k80);
+    *lo = _mm512_shuffle_i32x4(a, c, 0x88);
+    *hi = _mm512_shuffle_i32x4(a, c, 0xDD);
+    return;
   }
-  __m512 acc[NTMAX / 4];
-  for (int g = 0; g < NG; g++) acc[g] = _mm512_setzero_ps();
+  __m512i q = load4x16(g[0], g[1], g[2], g[3], o + bs - 16);
+  const __m512i m4 = _mm512_set1_epi8(0x0F);
+  *lo = _mm512_and_si512(q, m4);
+  *hi = _mm512_and_si512(_mm512_srli_epi16(q, 4), m4);
+}
+
+/// 16 rows · one activation row over one column chunk, in the tile's lane order. Per block, the
+/// rows 4i..4i+3 give 4 partial sums each from two vpdpbusd on the untransposed rows, and reduce4
+/// turns the 4 groups' partial sums into one lane per row: the same integers as the transposed
+/// tile of the matmul, followed by the same float steps.
+LK_AVX512 LK_INLINE __m512 mv_tile(int wtype, const uint8_t *const w[16], const uint8_t *xrow, const float *dx,
+                                   const xcorr *c, int nkb, const uint8_t *pf, const uint8_t *pfend) {
+  const int xbs = xbytes(wtype), xoff = xqs_off(wtype);
+  // prefetch [pf, pfend) spread over the blocks: a burst of ~100 prefetches stalls on the miss buffers
+  lk_pfspread pfs = pf_spread(wtype, pf, pfend, nkb);
+  __m512 acc = _mm512_setzero_ps();
   for (int b4 = 0; b4 < nkb; b4 += 4) {
-    __m512 dw, cw;
-    load_scales(wtype, sc, b4, &dw, &cw);
     int nb = nkb - b4 < 4 ? nkb - b4 : 4;
+    __m512 dw[4], cw[4];
+    scales16(wtype, w, b4, nb, dw, cw);
     for (int k = 0; k < nb; k++) {
       const int b = b4 + k;
-      __m512i lo, hi;
-      unpack4(wtype, w, b, &lo, &hi);
-      __m512 s = spread_block(dw, k);
-      for (int g = 0; g < NG; g++) {
-        const int t = 4 * g;
-        __m512i e = reduce4(dot4(lo, hi, xrows[t] + b * xbs + xoff), dot4(lo, hi, xrows[t + 1] + b * xbs + xoff),
-                            dot4(lo, hi, xrows[t + 2] + b * xbs + xoff), dot4(lo, hi, xrows[t + 3] + b * xbs + xoff));
-        __m512 u = _mm512_broadcast_f32x4(_mm_loadu_ps(dxT + b * TT + t));
-        acc[g] = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(e), s), u, acc[g]);
+      pf_step(wtype, &pfs);
+      const uint8_t *xq = xrow + b * xbs + xoff;
+      __m512i xl = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)xq));
+      __m512i xh = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(xq + 16)));
+      __m512i d[4];
+      for (int i = 0; i < 4; i++) {
+        __m512i lo, hi;
+        unpack4(wtype, w + 4 * i, b, &lo, &hi);
+        d[i] = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), lo, xl), hi, xh);
+      }
+      acc = block_step(wtype, acc, reduce4(d[0], d[1], d[2], d[3]), dw[k], cw[k], dx + b, c + b);
+    }
+  }
+  return acc;
+}
+
+#define MV_INST(T)                                                                                              \
+  static LK_AVX512 __attribute__((noinline)) __m512 mv_##T(const uint8_t *const w[16], const uint8_t *xrow,     \
+                                                           const float *dx, const xcorr *c, int nkb,            \
+                                                           const uint8_t *pf, const uint8_t *pfend) {           \
+    return mv_tile(LK_##T, w, xrow, dx, c, nkb, pf, pfend);                                                     \
+  }
+MV_INST(Q4_0)
+MV_INST(Q4_1)
+MV_INST(Q8_0)
+
+typedef __m512 (*mv_tile_fn)(const uint8_t *const[16], const uint8_t *, const float *, const xcorr *, int, const uint8_t *,
+                             const uint8_t *);
+
+/// 4 rows · one activation row over one column chunk: the 4 row results in lanes 0..3. Per 4
+/// blocks, reduce4 gives the block dots in lanes 4r + k (row r, block k); after the scale
+/// multiply, a transpose brings block k's 4 rows into 128-bit lane k, and the per-block steps run
+/// on those 4-lane vectors in block order: the same operations per row as the 16-row kernels.
+LK_AVX512 LK_INLINE __m128 mv4_tile(int wtype, const uint8_t *const g[4], const uint8_t *xrow, const float *dx,
+                                    const xcorr *c, int nkb) {
+  const int xbs = xbytes(wtype), xoff = xqs_off(wtype);
+  const __m512i tr = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+  __m128 acc = _mm_setzero_ps();
+  for (int b4 = 0; b4 < nkb; b4 += 4) {
+    int nb = nkb - b4 < 4 ? nkb - b4 : 4;
+    __m512 dw, cw;
+    row_scales(wtype, g, b4, nb, &dw, &cw);
+    __m512i d[4];
+    for (int k = 0; k < 4; k++) {
+      if (k < nb) {
+        const uint8_t *xq = xrow + (b4 + k) * xbs + xoff;
+        __m512i xl = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)xq));
+        __m512i xh = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(xq + 16)));
+        __m512i lo, hi;
+        unpack4(wtype, g, b4 + k, &lo, &hi);
+        d[k] = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), lo, xl), hi, xh);
+      } else {
+        d[k] = _mm512_setzero_si512();
+      }
+    }
+    __m512i e = reduce4(d[0], d[1], d[2], d[3]);  // lane 4r + k
+    if (wtype != LK_Q4_1) {
+      __m128i cc = _mm_maskz_loadu_epi32((__mmask8)((1u << nb) - 1), &c[b4].i);
+      e = _mm512_add_epi32(e, _mm512_broadcast_i32x4(cc));
+    }
+    __m512 f = _mm512_permutexvar_ps(tr, _mm512_mul_ps(_mm512_cvtepi32_ps(e), dw));  // lane 4k + r
+    __m512 m = wtype == LK_Q4_1 ? _mm512_permutexvar_ps(tr, cw) : f;
+    for (int k = 0; k < nb; k++) {
+      const int b = b4 + k;
+      __m128 fk = k == 0 ? _mm512_castps512_ps128(f) : k == 1 ? _mm512_extractf32x4_ps(f, 1)
+                : k == 2 ? _mm512_extractf32x4_ps(f, 2) : _mm512_extractf32x4_ps(f, 3);
+      acc = _mm_fmadd_ps(fk, _mm_set1_ps(dx[b]), acc);
+      if (wtype == LK_Q4_1) {
+        __m128 mk = k == 0 ? _mm512_castps512_ps128(m) : k == 1 ? _mm512_extractf32x4_ps(m, 1)
+                  : k == 2 ? _mm512_extractf32x4_ps(m, 2) : _mm512_extractf32x4_ps(m, 3);
+        acc = _mm_fmadd_ps(mk, _mm_set1_ps(c[b].f), acc);
       }
     }
   }
-  const __m512i tr = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
-  for (int g = 0; g < NG; g++)
-    _mm512_storeu_ps(out + 16 * g, _mm512_add_ps(_mm512_loadu_ps(out + 16 * g), _mm512_permutexvar_ps(tr, acc[g])));
+  return acc;
 }
 
-#define MMR_INST(T, NG)                                                                                         \
-  static LK_AVX512 __attribute__((noinline)) void mmr_##T##_##NG(const uint8_t *const w[4],                     \
-                                                                 const uint8_t *const *xrows, const xcoef *xc,  \
-                                                                 const float *dxT, int nkb, const void *sc,     \
-                                                                 float *out) {                                  \
-    mm_tile_r4(LK_##T, NG, w, xrows, xc, dxT, nkb, sc, out);                                                    \
-  }
-MMR_INST(Q4_0, 4) MMR_INST(Q4_0, 2) MMR_INST(Q4_0, 1) MMR_INST(Q4_1, 4) MMR_INST(Q4_1, 2) MMR_INST(Q4_1, 1) MMR_INST(Q8_0, 4) MMR_INST(Q8_0, 2) MMR_INST(Q8_0, 1)
-typedef void (*mmr_tile_fn)(const uint8_t *const[4], const uint8_t *const *, const xcoef *, const float *, int,
-                            const void *, float *);
+typedef __m128 (*mv4_tile_fn)(const uint8_t *const[4], const uint8_t *, const float *, const xcorr *, int);
 
-#define MM_INST(T, NT)                                                                                        \
-  static LK_AVX512 __attribute__((noinline)) void mm_##T##_##NT(const uint8_t *const w[4],                    \
-                                                                const uint8_t *const *xrows, const xcoef *xc, \
-                                                                int nkb, const void *sc, float *out) {        \
-    mm_tile(LK_##T, NT, w, xrows, xc, nkb, sc, out);                                                          \
+#define MV4_INST(T)                                                                                             \
+  static LK_AVX512 __attribute__((noinline)) __m128 mv4_##T(const uint8_t *const g[4], const uint8_t *xrow,     \
+                                                            const float *dx, const xcorr *c, int nkb) {         \
+    return mv4_tile(LK_##T, g, xrow, dx, c, nkb);                                                               \
   }
-#define MM_INST_T(T) MM_INST(T, 2) MM_INST(T, 1)
+MV4_INST(Q4_0)
+MV4_INST(Q4_1)
+MV4_INST(Q8_0)
+
+/// Row pointers of the 16-row tile starting at row r (rows past r1 repeat the last valid row).
+LK_INLINE void tile_rows(const uint8_t *wc, int64_t rb, int64_t r, int64_t r1, const uint8_t *w[16]) {
+  for (int i = 0; i < 16; i++) w[i] = wc + (r + i < r1 ? r + i : r1 - 1) * rb;
+}
+
+/// Prefetches (into L2) n bytes from p, not past end.
+LK_INLINE void prefetch_range(const uint8_t *p, int64_t n, const uint8_t *end) {
+  for (int64_t o = 0; o < n && p + o < end; o += 64) _mm_prefetch((const char *)(p + o), PF_HINT);
+}
+
+/// A prefetch cursor over the weight rows of one product: each 16-row tile prefetches (into L2,
+/// spread over its blocks) from where the previous one stopped up to PF_BYTES past its own end.
+typedef struct {
+  const uint8_t *next, *end;  // next byte to prefetch; end of the product's rows
+} lk_prefetch;
+
+/// The start of a matmul: the first tile's rows are prefetched in the order its packing reads
+/// them (block by block across its 16 rows), so that its first blocks arrive first.
+LK_INLINE lk_prefetch prefetch_start(const uint8_t *const w[16], int64_t n, const uint8_t *tile_end,
+                                     const uint8_t *end) {
+  for (int64_t o = 0; o < n + 63; o += 64)
+    for (int i = 0; i < 16; i++) _mm_prefetch((const char *)(w[i] + o), PF_HINT);
+  return (lk_prefetch){tile_end, end};
+}
+
+/// The range the tile ending at tile_end prefetches: [*from, *to).
+LK_INLINE void prefetch_next(lk_prefetch *p, const uint8_t *tile_end, const uint8_t **from, const uint8_t **to) {
+  const uint8_t *t = tile_end + PF_BYTES < p->end ? tile_end + PF_BYTES : p->end;
+  *from = p->next;
+  *to = t > p->next ? t : p->next;
+  p->next = *to;
+}
+
+/// The matvec starts each product (each thread's row range) with HEAD_ROWS rows 4 at a time,
+/// prefetched in 4-row bursts PF_HEAD ahead, and continues with 16-row tiles and the spread
+/// prefetch cursor. A 16-row tile needs data from all its rows for its first block, so on a cold
+/// start it waits for 4 times the bytes a 4-row tile waits for, and the cursor has not yet run
+/// ahead: most products here have 96 to 768 rows per thread, and the 4-row start saves about
+/// 0.5 us on each. Both kernels do the same operations per row: the results do not depend on
+/// which one computed a row.
+enum { HEAD_ROWS = 64 };
+#define PF_HEAD 8192
+
+LK_AVX512 void lk_mv_q32_avx512(int wtype, float *y, const void *W, const void *xq, int64_t ncols, int64_t r0,
+                                int64_t r1) {
+  mv_tile_fn f = wtype == LK_Q4_0 ? mv_Q4_0 : wtype == LK_Q4_1 ? mv_Q4_1 : mv_Q8_0;
+  mv4_tile_fn f4 = wtype == LK_Q4_0 ? mv4_Q4_0 : wtype == LK_Q4_1 ? mv4_Q4_1 : mv4_Q8_0;
+  const int bs = wbytes(wtype), xbs = xbytes(wtype);
+  const int64_t nb = ncols / QK, rb = nb * bs;
+  const uint8_t *const wrow = (const uint8_t *)W, *const wend = wrow + r1 * rb;
+  _Alignas(64) float dx[KC];
+  _Alignas(64) xcorr c[KC];
+  for (int64_t kb0 = 0; kb0 < nb; kb0 += KC) {
+    const int nkb = (int)(nb - kb0 < KC ? nb - kb0 : KC);
+    const uint8_t *xrow = (const uint8_t *)xq + kb0 * xbs, *wc = wrow + kb0 * bs;
+    prep_x(wtype, xrow, nkb, dx, c);
+    const int64_t rh = r1 - r0 < HEAD_ROWS ? r1 : r0 + HEAD_ROWS;
+    prefetch_range(wrow + r0 * rb, PF_HEAD, wend);
+    for (int64_t r = r0; r < rh; r += 4) {
+      prefetch_range(wrow + r * rb + PF_HEAD, 4 * rb, wend);
+      const uint8_t *g[4];
+      for (int i = 0; i < 4; i++) g[i] = wc + (r + i < r1 ? r + i : r1 - 1) * rb;
+      __m128 acc = f4(g, xrow, dx, c, nkb);
+      const int nr = r1 - r < 4 ? (int)(r1 - r) : 4;
+      const __mmask8 m = (__mmask8)((1u << nr) - 1);
+      if (kb0) acc = _mm_add_ps(_mm_maskz_loadu_ps(m, y + (r - r0)), acc);
+      _mm_mask_storeu_ps(y + (r - r0), m, acc);
+    }
+    lk_prefetch pfc = {wrow + rh * rb + PF_HEAD, wend};
+    for (int64_t r = rh; r < r1; r += 16) {
+      const uint8_t *w[16], *pf, *pfend;
+      tile_rows(wc, rb, r, r1, w);
+      prefetch_next(&pfc, wrow + (r + 16 < r1 ? r + 16 : r1) * rb, &pf, &pfend);
+      store16(y + (r - r0), f(w, xrow, dx, c, nkb, pf, pfend), r1 - r < 16 ? (int)(r1 - r) : 16, kb0 == 0);
+    }
+  }
+}
+
+// ---- matmul ----------------------------------------------------------------------------------
+/// Transposes blocks [0, nkb) of the 16 rows into pk (8 vectors per block) and their scales
+/// into dws / cws (16 floats per block).
+LK_AVX512 LK_INLINE void pack_tile(int wtype, const uint8_t *const w[16], int nkb, __m512i *pk, float *dws,
+                                   float *cws, const uint8_t *pf, const uint8_t *pfend) {
+  lk_pfspread pfs = pf_spread(wtype, pf, pfend, nkb);
+  for (int b4 = 0; b4 < nkb; b4 += 4) {
+    int nb = nkb - b4 < 4 ? nkb - b4 : 4;
+    __m512 dw[4], cw[4];
+    scales16(wtype, w, b4, nb, dw, cw);
+    for (int k = 0; k < nb; k++) {
+      pf_step(wtype, &pfs);
+      _mm512_store_ps(dws + 16 * (b4 + k), dw[k]);
+      if (wtype == LK_Q4_1) _mm512_store_ps(cws + 16 * (b4 + k), cw[k]);
+      tile16(wtype, w, b4 + k, pk + 8 * (b4 + k));
+    }
+  }
+}
+
+#define PACK_INST(T)                                                                                           \
+  static LK_AVX512 __attribute__((noinline)) void pack_##T(const uint8_t *const w[16], int nkb, __m512i *pk,   \
+                                                           float *dws, float *cws, const uint8_t *pf,          \
+                                                           const uint8_t *pfend) {                             \
+    pack_tile(LK_##T, w, nkb, pk, dws, cws, pf, pfend);                                                        \
+  }
+PACK_INST(Q4_0)
+PACK_INST(Q4_1)
+PACK_INST(Q8_0)
+
+/// The packed tile · NT tokens: acc[t] = the chunk's results of token t (rows in lanes).
+/// xr[t]: token t's activation row at the chunk; dx / c: its coefficients, ldc apart per token.
+LK_AVX512 LK_INLINE void mm_tile(int wtype, int NT, const __m512i *pk, const float *dws, const float *cws,
+                                 const uint8_t *const *xr, const float *dx, const xcorr *c, int ldc, int nkb,
+                                 __m512 *acc) {
+  const int xbs = xbytes(wtype), xoff = xqs_off(wtype);
+  for (int t = 0; t < NT; t++) acc[t] = _mm512_setzero_ps();
+  for (int b = 0; b < nkb; b++) {
+    __m512i id[NT];
+    for (int t = 0; t < NT; t++) id[t] = _mm512_setzero_si512();
+    for (int k = 0; k < 8; k++) {
+      __m512i v = _mm512_load_si512(pk + 8 * b + k);
+      for (int t = 0; t < NT; t++) id[t] = _mm512_dpbusd_epi32(id[t], v, bcast4(xr[t] + b * xbs + xoff + xpair_off(k)));
+    }
+    __m512 dw = _mm512_load_ps(dws + 16 * b), cw = wtype == LK_Q4_1 ? _mm512_load_ps(cws + 16 * b) : dw;
+    for (int t = 0; t < NT; t++) acc[t] = block_step(wtype, acc[t], id[t], dw, cw, dx + t * ldc + b, c + t * ldc + b);
+  }
+}
+
+#define MM_INST(T, NT)                                                                                         \
+  static LK_AVX512 __attribute__((noinline)) void mm_##T##_##NT(                                               \
+      const __m512i *pk, const float *dws, const float *cws, const uint8_t *const *xr, const float *dx,        \
+      const xcorr *c, int ldc, int nkb, float *Y, int64_t ldy, int nr, int first) {                            \
+    __m512 acc[NT];                                                                                            \
+    mm_tile(LK_##T, NT, pk, dws, cws, xr, dx, c, ldc, nkb, acc);                                               \
+    for (int t = 0; t < NT; t++) store16(Y + t * ldy, acc[t], nr, first);                                      \
+  }
+#define MM_INST_T(T) MM_INST(T, 8) MM_INST(T, 4) MM_INST(T, 2) MM_INST(T, 1)
 MM_INST_T(Q4_0)
 MM_INST_T(Q4_1)
 MM_INST_T(Q8_0)
 
-typedef void (*mm_tile_fn)(const uint8_t *const[4], const uint8_t *const *, const xcoef *, int, const void *, float *);
+typedef void (*mm_tile_fn)(const __m512i *, const float *, const float *, const uint8_t *const *, const float *,
+                           const xcorr *, int, int, float *, int64_t, int, int);
+typedef void (*pack_fn)(const uint8_t *const[16], int, __m512i *, float *, float *, const uint8_t *, const uint8_t *);
 
 LK_AVX512 void lk_mm_q32_avx512(int wtype, float *Y, int64_t ldy, const void *W, const void *Xq, int64_t xstride,
                                 int64_t ntok, int64_t ncols, int64_t r0, int64_t r1) {
-  mm_tile_fn f2, f1;  // token tails
-  if (wtype == LK_Q4_0) f2 = mm_Q4_0_2, f1 = mm_Q4_0_1;
-  else if (wtype == LK_Q4_1) f2 = mm_Q4_1_2, f1 = mm_Q4_1_1;
-  else f2 = mm_Q8_0_2, f1 = mm_Q8_0_1;
-  mmr_tile_fn fr16, fr8, fr4;
-  if (wtype == LK_Q4_0) fr16 = mmr_Q4_0_4, fr8 = mmr_Q4_0_2, fr4 = mmr_Q4_0_1;
-  else if (wtype == LK_Q4_1) fr16 = mmr_Q4_1_4, fr8 = mmr_Q4_1_2, fr4 = mmr_Q4_1_1;
-  else fr16 = mmr_Q8_0_4, fr8 = mmr_Q8_0_2, fr4 = mmr_Q8_0_1;
-  _Alignas(64) float dxT[KC * TT];  // (block, token) activation scales of the token chunk
+  if (ntok == 1) {  // the same arithmetic without the transposed copy
+    lk_mv_q32_avx512(wtype, Y + r0, W, Xq, ncols, r0, r1);
+    return;
+  }
+  mm_tile_fn f[4];  // 8, 4, 2, 1 tokens
+  pack_fn pack;
+  if (wtype == LK_Q4_0) f[0] = mm_Q4_0_8, f[1] = mm_Q4_0_4, f[2] = mm_Q4_0_2, f[3] = mm_Q4_0_1, pack = pack_Q4_0;
+  else if (wtype == LK_Q4_1) f[0] = mm_Q4_1_8, f[1] = mm_Q4_1_4, f[2] = mm_Q4_1_2, f[3] = mm_Q4_1_1, pack = pack_Q4_1;
+  else f[0] = mm_Q8_0_8, f[1] = mm_Q8_0_4, f[2] = mm_Q8_0_2, f[3] = mm_Q8_0_1, pack = pack_Q8_0;
   const int bs = wbytes(wtype), xbs = xbytes(wtype);
   const int64_t nb = ncols / QK, rb = nb * bs;
-  xcoef xc[TT];
-  _Alignas(64) uint32_t sc[KC * 4];  // (block, row) raw scales of the current tile
-  const uint8_t *xrows[TT];
-  float out[NTMAX * 4];
+  _Alignas(64) __m512i pk[KC * 8];    // (block, 8) transposed tile
+  _Alignas(64) float dws[KC * 16];    // (block, row) weight scales of the tile
+  _Alignas(64) float cws[KC * 16];    // (block, row) Q4_1 mins of the tile
+  _Alignas(64) float dx[XCAP];        // (token, block) activation scales
+  _Alignas(64) xcorr c[XCAP];         // (token, block) activation corrections
+  const uint8_t *xr[TMAX];
   for (int64_t kb0 = 0; kb0 < nb; kb0 += KC) {
-    int nkb = (int)(nb - kb0 < KC ? nb - kb0 : KC);
-    const uint8_t *wc = (const uint8_t *)W + kb0 * bs;
-    for (int64_t tb = 0; tb < ntok; tb += TT) {
-      int tt = (int)(ntok - tb < TT ? ntok - tb : TT);
+    const int nkb = (int)(nb - kb0 < KC ? nb - kb0 : KC);
+    const uint8_t *wc = (const uint8_t *)W + kb0 * bs, *wend = (const uint8_t *)W + r1 * rb;
+    int tmax = XCAP / nkb < TMAX ? XCAP / nkb : TMAX;
+    for (int64_t tb = 0; tb < ntok; tb += tmax) {
+      const int tt = (int)(ntok - tb < tmax ? ntok - tb : tmax);
       for (int t = 0; t < tt; t++) {
-        xrows[t] = (const uint8_t *)Xq + (tb + t) * xstride + kb0 * xbs;
-        prep_x(wtype, xrows[t], 0, nkb, &xc[t]);
-        for (int b = 0; b < nkb; b++) dxT[b * TT + t] = xc[t].dx[b];
+        xr[t] = (const uint8_t *)Xq + (tb + t) * xstride + kb0 * xbs;
+        prep_x(wtype, xr[t], nkb, dx + t * nkb, c + t * nkb);
       }
-      for (int64_t r = r0; r < r1; r += 4) {
-        const uint8_t *w[4];
+      lk_prefetch pfc;
+      for (int64_t r = r0; r < r1; r += 16) {
+        const uint8_t *w[16], *pf, *pfend;
         tile_rows(wc, rb, r, r1, w);
-        copy_scales(wtype, w, nkb, sc);
-        int nr = r1 - r < 4 ? (int)(r1 - r) : 4;
+        const uint8_t *tile_end = (const uint8_t *)W + (r + 16 < r1 ? r + 16 : r1) * rb;
+        if (tb == 0) {
+          if (r == r0) pfc = prefetch_start(w, nkb * bs, tile_end, wend);
+          prefetch_next(&pfc, tile_end, &pf, &pfend);
+        } else {
+          pf = pfend = tile_end;  // a later token chunk finds the weights in L2 or L3
+        }
+        pack(w, nkb, pk, dws, cws, pf, pfend);
+        const int nr = r1 - r < 16 ? (int)(r1 - r) : 16;
         for (int t = 0; t < tt;) {
-          int left = tt - t, nt = left >= 16 ? 16 : left >= 8 ? 8 : left >= 4 ? 4 : left >= 2 ? 2 : 1;
-          if (nt >= 4) (nt == 16 ? fr16 : nt == 8 ? fr8 : fr4)(w, xrows + t, xc + t, dxT + t, nkb, sc, out);
-          else (nt == 2 ? f2 : f1)(w, xrows + t, xc + t, nkb, sc, out);
-          for (int j = 0; j < nt; j++)
-            for (int i = 0; i < nr; i++) {
-              float *yp = Y + (tb + t + j) * ldy + r + i;
-              *yp = kb0 ? *yp + out[4 * j + i] : out[4 * j + i];
-            }
-          t += nt;
+          int left = tt - t, g = left >= 8 ? 0 : left >= 4 ? 1 : left >= 2 ? 2 : 3;
+          f[g](pk, dws, cws, xr + t, dx + t * nkb, c + t * nkb, nkb, nkb, Y + (tb + t) * ldy + r, ldy, nr, kb0 == 0);
+          t += 8 >> g;
         }
       }
     }

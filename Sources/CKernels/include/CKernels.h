@@ -58,7 +58,10 @@ void lk_matvec(int wtype, float *y, const void *W, const void *xq, int64_t ncols
 
 /// Y[t * ldy + r] = dot(W row r, X row t) for t in [0, ntok), r in [r0, r1).
 /// Xq holds ntok activation rows, xstride bytes apart. Tiled so each weight block is loaded once
-/// per several tokens (the int8 GEMM for batched prefill).
+/// per several tokens (the int8 GEMM for batched prefill and batched decode).
+/// Batch invariance: on a given ISA level, Y's row for token t is bit-identical to lk_matvec on
+/// X row t alone, whatever the other tokens, ntok and [r0, r1) (so also whatever the thread split
+/// of lk_matmul_mt): a sequence decoded in a batch gets exactly the logits it gets alone.
 void lk_matmul(int wtype, float *Y, int64_t ldy, const void *W, const void *Xq, int64_t xstride,
                int64_t ntok, int64_t ncols, int64_t r0, int64_t r1);
 

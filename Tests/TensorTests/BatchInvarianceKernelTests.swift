@@ -1,0 +1,125 @@
+import CKernels
+import Testing
+
+/// Batching must not change results: lk_matmul's output for a token is bit-identical to lk_matvec
+/// on that activation row alone, whatever the other tokens of the batch, their number and the row
+/// range (or thread split) computed. With 8-bit activations the model is chaotic — a last-bit
+/// difference in one product grows into different greedy tokens over 30 layers — and lorad promises
+/// that a sequence decoded in a batch gets exactly the tokens it gets alone.
+extension KernelISATests {
+  /// The first position where got and want differ as bit patterns (so -0 vs +0 counts), as a
+  /// message naming the row and both values; nil when they are identical.
+  static func difference(_ got: ArraySlice<Float>, _ want: ArraySlice<Float>, firstRow: Int = 0) -> String? {
+    for (i, (g, w)) in zip(got, want).enumerated() where g.bitPattern != w.bitPattern {
+      let hex = { (v: Float) in "0x" + String(v.bitPattern, radix: 16) }
+      return "row \(firstRow + i): \(g) (\(hex(g))) vs \(w) (\(hex(w)))"
+    }
+    return got.count == want.count ? nil : "\(got.count) results vs \(want.count)"
+  }
+
+  /// Token counts of a batch: 1, the token-group tails, a whole 16-token step and 31 (every group size).
+  static let batchSizes = [1, 2, 3, 5, 16, 31]
+  /// Row ranges: whole, split at a non-tile boundary, inside, tile-aligned, a single last row, and
+  /// ranges long enough for the AVX-512 matvec's switch from 4-row to 16-row tiles after 64 rows
+  /// (with a partial last tile).
+  static let rowRanges: [Range<Int>] = [0..<153, 0..<13, 13..<153, 5..<150, 16..<48, 152..<153, 70..<153, 0..<100]
+
+  /// y (rows) = lk_matvec of token t alone over all rows.
+  static func matvec(_ p: Problem, token t: Int) -> [Float] {
+    var y = [Float](repeating: .nan, count: p.rows)
+    p.w.withUnsafeBytes { w in
+      p.xq.withUnsafeBytes { x in
+        lk_matvec(p.type.code, &y, w.baseAddress!, x.baseAddress! + t * p.actBytes, Int64(p.cols), 0, Int64(p.rows))
+      }
+    }
+    return y
+  }
+
+  @Test(arguments: KType.weights)
+  func matmulEqualsMatvecBitForBit(_ type: KType) {
+    let cols = type.blockElems == 256 ? 512 : 576
+    // 40 distinct activation rows; each batch is a window of them, so a token meets different
+    // neighbours (and sits at different positions in its token group) from batch to batch.
+    let p = Problem(type, rows: 153, cols: cols, ntok: 40, seed: 0xE0 + UInt64(type.code))
+    forEachISA { isa in
+      let alone = (0..<p.ntok).map { Self.matvec(p, token: $0) }
+      for n in Self.batchSizes {
+        for first in Set([0, 7, p.ntok - n]) {
+          for range in Self.rowRanges {
+            let ldy = p.rows + 2
+            var Y = [Float](repeating: -7, count: n * ldy)
+            p.w.withUnsafeBytes { w in
+              p.xq.withUnsafeBytes { x in
+                lk_matmul(
+                  type.code, &Y, Int64(ldy), w.baseAddress!, x.baseAddress! + first * p.actBytes, Int64(p.actBytes),
+                  Int64(n), Int64(cols), Int64(range.lowerBound), Int64(range.upperBound))
+              }
+            }
+            for t in 0..<n {
+              let diff = Self.difference(
+                Y[t * ldy + range.lowerBound..<t * ldy + range.upperBound], alone[first + t][range],
+                firstRow: range.lowerBound)
+              #expect(
+                diff == nil,
+                "\(type) \(isaNames[Int(isa)]): token \(first + t) in a batch of \(n) from \(first), rows \(range): \(diff ?? "")"
+              )
+              let outside = Y[t * ldy..<t * ldy + range.lowerBound] + Y[t * ldy + range.upperBound..<(t + 1) * ldy]
+              #expect(outside.allSatisfy { $0 == -7 }, "\(type) \(isaNames[Int(isa)]): rows outside \(range) written")
+            }
+          }
+        }
+      }
+    }
+  }
+
+  /// Rows longer than one column chunk (AVX-512: 64 blocks, AVX2: 128) add the chunks' results in
+  /// the same order in both kernels.
+  @Test(arguments: [KType.q4_0, .q4_1, .q8_0])
+  func matmulEqualsMatvecOnLongRows(_ type: KType) {
+    let p = Problem(type, rows: 85, cols: 9600, ntok: 9, seed: 0xE8 + UInt64(type.code))
+    forEachISA { isa in
+      var Y = [Float](repeating: .nan, count: p.ntok * p.rows)
+      p.w.withUnsafeBytes { w in
+        p.xq.withUnsafeBytes { x in
+          lk_matmul(
+            type.code, &Y, Int64(p.rows), w.baseAddress!, x.baseAddress!, Int64(p.actBytes), Int64(p.ntok),
+            Int64(p.cols), 0, Int64(p.rows))
+        }
+      }
+      for t in 0..<p.ntok {
+        let diff = Self.difference(Y[t * p.rows..<(t + 1) * p.rows], Self.matvec(p, token: t)[...])
+        #expect(diff == nil, "\(type) \(isaNames[Int(isa)]) 9600 columns: token \(t): \(diff ?? "")")
+      }
+    }
+  }
+
+  /// The threaded fronts split rows across threads; a token's results stay those of lk_matvec.
+  @Test(arguments: [KType.q4_1, .q8_0, .q4_0])
+  func threadedMatmulEqualsMatvecBitForBit(_ type: KType) {
+    let p = Problem(type, rows: 200, cols: 576, ntok: 16, seed: 0xF0 + UInt64(type.code))
+    forEachISA { isa in
+      let alone = (0..<p.ntok).map { Self.matvec(p, token: $0) }
+      for threads in [2, 3] {
+        let pool = lk_pool_create(Int32(threads))
+        defer { lk_pool_destroy(pool) }
+        var Y = [Float](repeating: .nan, count: p.ntok * p.rows)
+        var y = [Float](repeating: .nan, count: p.rows)
+        p.w.withUnsafeBytes { w in
+          p.xq.withUnsafeBytes { x in
+            lk_matmul_mt(
+              pool, type.code, &Y, Int64(p.rows), w.baseAddress!, x.baseAddress!, Int64(p.actBytes), Int64(p.ntok),
+              Int64(p.cols), Int64(p.rows))
+            lk_matvec_mt(
+              pool, type.code, &y, w.baseAddress!, x.baseAddress! + 5 * p.actBytes, Int64(p.cols), Int64(p.rows))
+          }
+        }
+        for t in 0..<p.ntok {
+          let diff = Self.difference(Y[t * p.rows..<(t + 1) * p.rows], alone[t][...])
+          #expect(diff == nil, "\(type) \(isaNames[Int(isa)]) on \(threads) threads: token \(t): \(diff ?? "")")
+        }
+        let diff = Self.difference(y[...], alone[5][...])
+        #expect(diff == nil, "\(type) \(isaNames[Int(isa)]) matvec on \(threads) threads: \(diff ?? "")")
+      }
+    }
+  }
+}

@@ -93,7 +93,13 @@ LK_INLINE void lk_q4k_scale_min(int j, const uint8_t *q, uint8_t *sc, uint8_t *m
 
 // ---- ISA ---------------------------------------------------------------------------------
 extern _Atomic int lk_isa_level;
-LK_INLINE int lk_cur_isa(void) { return atomic_load_explicit(&lk_isa_level, memory_order_relaxed); }
+/// The calling thread's own level (lk_set_thread_isa), or -1: then lk_isa_level applies. Pool
+/// workers take the level of the thread that started the job.
+extern _Thread_local int lk_isa_thread;
+LK_INLINE int lk_cur_isa(void) {
+  int t = lk_isa_thread;
+  return t >= 0 ? t : atomic_load_explicit(&lk_isa_level, memory_order_relaxed);
+}
 
 // ---- per-ISA entry points ----------------------------------------------------------------
 // Row dequantization (SIMD versions must equal the reference bit for bit).

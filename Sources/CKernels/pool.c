@@ -31,6 +31,7 @@ struct lk_pool {
   _Atomic int quit;
   lk_task_fn fn;  // the current job, written by the caller before gen is bumped
   void *ctx;
+  int isa;        // the caller's own ISA level (lk_set_thread_isa) for the job, or -1
 #if !defined(__linux__)
   pthread_mutex_t mu;
   pthread_cond_t cv;
@@ -107,6 +108,7 @@ static void *worker_main(void *arg) {
     }
     seen = g;
     if (atomic_load_explicit(&p->quit, memory_order_acquire)) break;
+    lk_isa_thread = p->isa;
     p->fn(p->ctx, w->ith, p->nth);
     atomic_fetch_add_explicit(&p->done, 1, memory_order_release);
   }
@@ -163,6 +165,7 @@ void lk_pool_run(lk_pool *p, lk_task_fn fn, void *ctx) {
   }
   p->fn = fn;
   p->ctx = ctx;
+  p->isa = lk_isa_thread;
   atomic_store_explicit(&p->done, 0, memory_order_relaxed);
   if (atomic_load_explicit(&p->parked, memory_order_relaxed)) atomic_store_explicit(&p->parked, 0, memory_order_relaxed);
   atomic_fetch_add(&p->gen, 1);  // seq_cst: publishes fn/ctx/done, ordered before the sleepers check

@@ -5,6 +5,7 @@
 
 // ---- ISA ---------------------------------------------------------------------------------
 _Atomic int lk_isa_level = -1;
+_Thread_local int lk_isa_thread = -1;
 static _Atomic int lk_isa_best = -1;
 
 int lk_cpu_isa(void) {
@@ -31,6 +32,16 @@ int lk_set_isa(int isa) {
   if (isa > best) isa = best;
   atomic_store_explicit(&lk_isa_level, isa, memory_order_relaxed);
   return isa;
+}
+
+int lk_set_thread_isa(int isa) {
+  if (isa < 0) {
+    lk_isa_thread = -1;
+    return lk_isa();
+  }
+  int best = lk_cpu_isa();
+  lk_isa_thread = isa > best ? best : isa;
+  return lk_isa_thread;
 }
 
 /// The first call picks the best level, or the one named by the LK_ISA environment variable

@@ -2,8 +2,8 @@ import CKernels
 import Foundation
 import Testing
 
-/// Tests that switch the kernels' ISA level (a process-wide setting) run one at a time in this
-/// suite; each restores the best level when done. Extended in the Kernel*Tests files.
+/// Tests that compare the kernels' ISA levels run one at a time in this suite. Extended in the
+/// Kernel*Tests files.
 @Suite(.serialized) struct KernelISATests {}
 
 /// A weight type as the tests name it.
@@ -38,12 +38,14 @@ struct KType: CustomStringConvertible, Sendable {
 let kernelISAs: [Int32] = Array(0...lk_cpu_isa())
 let isaNames = ["scalar", "avx2", "avx512"]
 
-/// Runs body once per ISA level with that level pinned, then restores the best level.
+/// Runs body once per ISA level with that level pinned for the calling thread (and the pool jobs
+/// it starts), then unpins. Only this thread's kernels change level: suites running in parallel
+/// (the model and adapter reference tests) keep computing on the best level.
 func forEachISA(_ body: (Int32) -> Void) {
-  defer { lk_set_isa(lk_cpu_isa()) }
+  defer { lk_set_thread_isa(-1) }
   for isa in kernelISAs {
-    let pinned = lk_set_isa(isa)
-    #expect(pinned == isa)
+    let pinned = lk_set_thread_isa(isa)
+    #expect(pinned == isa && lk_isa() == isa)
     body(isa)
   }
 }

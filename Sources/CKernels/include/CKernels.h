@@ -27,7 +27,12 @@ enum { LK_ISA_SCALAR = 0, LK_ISA_AVX2 = 1, LK_ISA_AVX512 = 2 };
 int lk_cpu_isa(void);
 /// Pin the ISA level used by every kernel (clamped to what the CPU supports); returns the level in force.
 int lk_set_isa(int isa);
-/// The ISA level in force.
+/// Pin the ISA level for the calling thread only, and for the pool jobs it starts, over the
+/// process-wide level; a negative isa removes the pin. Returns the level now in force for this
+/// thread. For tests that compare ISA paths while other threads keep computing (lk_set_isa would
+/// switch them too, mid-computation).
+int lk_set_thread_isa(int isa);
+/// The ISA level in force (for the calling thread).
 int lk_isa(void);
 
 /// 1 if lorad knows this weight type, else 0.

@@ -73,10 +73,11 @@ extension KernelISATests {
   }
 
   /// Rows longer than one column chunk (AVX-512: 64 blocks, AVX2: 128) add the chunks' results in
-  /// the same order in both kernels.
-  @Test(arguments: [KType.q4_0, .q4_1, .q8_0])
-  func matmulEqualsMatvecOnLongRows(_ type: KType) {
-    let p = Problem(type, rows: 85, cols: 9600, ntok: 9, seed: 0xE8 + UInt64(type.code))
+  /// the same order in both kernels; 70 tokens of 2048 columns take two of the AVX-512 matmul's
+  /// token chunks (64 tokens of 64 blocks each).
+  @Test(arguments: [KType.q4_0, .q4_1, .q8_0], [(cols: 9600, ntok: 9), (cols: 2048, ntok: 70)])
+  func matmulEqualsMatvecOnLongRows(_ type: KType, _ size: (cols: Int, ntok: Int)) {
+    let p = Problem(type, rows: 85, cols: size.cols, ntok: size.ntok, seed: 0xE8 + UInt64(type.code))
     forEachISA { isa in
       var Y = [Float](repeating: .nan, count: p.ntok * p.rows)
       p.w.withUnsafeBytes { w in
@@ -88,7 +89,7 @@ extension KernelISATests {
       }
       for t in 0..<p.ntok {
         let diff = Self.difference(Y[t * p.rows..<(t + 1) * p.rows], Self.matvec(p, token: t)[...])
-        #expect(diff == nil, "\(type) \(isaNames[Int(isa)]) 9600 columns: token \(t): \(diff ?? "")")
+        #expect(diff == nil, "\(type) \(isaNames[Int(isa)]) \(p.cols) columns: token \(t): \(diff ?? "")")
       }
     }
   }

@@ -1,7 +1,8 @@
 import CBLAS
 
-/// The one place that calls OpenBLAS. OpenBLAS runs its own threads; callers park the
-/// `ComputePool` first so that two cores never get four busy threads.
+/// The one place that calls OpenBLAS. lorad keeps OpenBLAS at one thread (`setThreads(1)`)
+/// and calls it from inside the `ComputePool`'s threads, each on its own slice, so the cores
+/// never carry two sets of busy threads.
 public enum BLAS {
   /// Sets OpenBLAS's thread count.
   public static func setThreads(_ n: Int) { openblas_set_num_threads(Int32(n)) }

@@ -39,7 +39,4 @@ public final class ComputePool: @unchecked Sendable {  // used only from its own
       if lo < hi { body(lo..<hi) }
     }
   }
-
-  /// Puts the workers to sleep at once (before OpenBLAS takes the cores).
-  public func park() { lk_pool_park(raw) }
 }

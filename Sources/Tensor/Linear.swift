@@ -4,7 +4,8 @@ import CKernels
 public enum BatchedProduct: String, Sendable, CaseIterable {
   /// Activations quantized to 8 bits per block, integer dot products in `lk_matmul` (our threads).
   case int8
-  /// Weights dequantized block-wise into a float scratch, then OpenBLAS sgemm (its threads).
+  /// Weights dequantized block-wise into a float scratch, then OpenBLAS sgemm (single-threaded,
+  /// one slice of rows per pool thread).
   case blas
 }
 

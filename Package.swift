@@ -28,11 +28,12 @@ let package = Package(
     .target(name: "Tensor", dependencies: ["CKernels", "CBLAS"]),
     .target(name: "Model", dependencies: ["Tensor", "CKernels"]),
     .target(name: "Adapters", dependencies: ["Tensor", "Model"]),
-    .target(name: "Server", dependencies: ["CLibUV"]),
+    .target(name: "Engine", dependencies: ["Model", "Adapters", "CKernels"]),
+    .target(name: "Server", dependencies: ["CLibUV", "Engine", "Model", "Adapters"]),
     .executableTarget(
       name: "lorad",
       dependencies: [
-        "Model", "Tensor", "Adapters",
+        "Model", "Tensor", "Adapters", "Engine", "Server",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ]),
     .testTarget(name: "TensorTests", dependencies: ["Tensor", "CKernels"], resources: [.copy("Fixtures")]),
@@ -45,6 +46,8 @@ let package = Package(
       name: "ModelTests", dependencies: ["Model", "Tensor", "CKernels", "TestSupport"],
       resources: [.copy("Fixtures")]),
     .testTarget(name: "ServerTests", dependencies: ["Server"]),
+    .testTarget(
+      name: "EngineTests", dependencies: ["Engine", "Model", "Adapters", "TestSupport"]),
   ],
   swiftLanguageModes: [.v6]
 )

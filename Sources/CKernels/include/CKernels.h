@@ -108,3 +108,4 @@ void lk_axpy_f32(float *y, float a, const float *x, int64_t n);
 
 #include "lk_attention.h"
 #include "lk_lora.h"
+#include "lk_softmax.h"

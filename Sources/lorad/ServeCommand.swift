@@ -1,0 +1,119 @@
+import Adapters
+import ArgumentParser
+import Engine
+import Foundation
+import Model
+import Server
+
+struct ServeCommand: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "serve",
+    abstract: "Run the daemon: JSON lines over TCP and a Unix socket, many adapters, continuous batching.",
+    discussion: """
+      Clients send one JSON object per line (see README, "Protocol"), e.g.
+        {"op":"generate","id":"q1","adapter":"support","prompt":"Hello"}
+      and get start / token / done events back. `lorad ask` and `lorad feedback` speak it for you.
+      SIGTERM or SIGINT: stop accepting, let running requests finish for --grace seconds, cancel the
+      rest, flush, exit 0. SIGHUP: rescan the adapters directory.
+      """)
+
+  @OptionGroup var modelOptions: ModelOptions
+
+  @Option(name: .long, help: "TCP address to listen on (HOST:PORT; port 0 picks one). \"none\" turns TCP off.")
+  var listen = "127.0.0.1:7411"
+  @Option(name: .long, help: "Also listen on this Unix socket (mode 0660).")
+  var socket: String?
+  @Option(name: .long, help: "Directory of named adapters (adapters/<name>/, versions/<N>/).")
+  var adapters = "adapters"
+  @Option(name: .long, help: "State directory (feedback log, learner state).")
+  var state = "state"
+  @Option(name: .customLong("adapter-memory"), help: "Memory budget for resident adapters (e.g. 256MB, 1GB).")
+  var adapterMemory = "1GB"
+  @Option(name: .customLong("max-sequences"), help: "Sequences decoding together at most.")
+  var maxSequences = 16
+  @Option(name: .customLong("max-queued"), help: "Requests waiting at most; past it requests get `overloaded`.")
+  var maxQueued = 256
+  @Option(name: .customLong("max-tokens"), help: "Default max_tokens of a request that gives none.")
+  var maxTokens = 256
+  @Option(name: .customLong("max-connections"), help: "Open connections at most.")
+  var maxConnections = 1024
+  @Option(name: .customLong("max-line"), help: "Longest request line in bytes (longer: `too_large`, then close).")
+  var maxLine = 1 << 20
+  @Option(name: .customLong("idle-timeout"), help: "Seconds a connection may stay silent before it is closed.")
+  var idleTimeout = 300.0
+  @Option(name: .long, help: "Seconds running requests get to finish on SIGTERM before being cancelled.")
+  var grace = 10.0
+  @Option(name: .long, help: "JSON file of client keys; every connection must then authenticate first.")
+  var keys: String?
+
+  func validate() throws {
+    guard (1...1024).contains(maxSequences) else { throw ValidationError("--max-sequences must be 1...1024") }
+    guard (0...1_000_000).contains(maxQueued) else { throw ValidationError("--max-queued must be 0...1000000") }
+    guard maxTokens >= 1 else { throw ValidationError("--max-tokens must be at least 1") }
+    guard (1...1_000_000).contains(maxConnections) else {
+      throw ValidationError("--max-connections must be 1...1000000")
+    }
+    guard (64...(64 << 20)).contains(maxLine) else { throw ValidationError("--max-line must be 64 B...64 MiB") }
+    guard idleTimeout >= 0, grace >= 0 else { throw ValidationError("--idle-timeout and --grace cannot be negative") }
+    _ = try MemorySize.parse(adapterMemory)
+    if listen == "none" && socket == nil { throw ValidationError("with --listen none, give --socket PATH") }
+    if keys != nil {
+      throw ValidationError("--keys is not supported yet (authentication arrives with the systemd work; see README)")
+    }
+  }
+
+  func run() throws {
+    // Signals go to a sigwait loop on this thread; every thread started from here inherits the mask.
+    var signals = sigset_t()
+    sigemptyset(&signals)
+    for s in [SIGTERM, SIGINT, SIGHUP] { sigaddset(&signals, s) }
+    pthread_sigmask(SIG_BLOCK, &signals, nil)
+
+    let t0 = Date()
+    let m = try modelOptions.load()
+    try FileManager.default.createDirectory(atPath: state, withIntermediateDirectories: true)
+    let registry = try AdapterRegistry(
+      directory: adapters, config: m.model.config, memoryBudget: try MemorySize.parse(adapterMemory))
+    var config = DaemonConfiguration()
+    config.server.listen = listen == "none" ? nil : listen
+    config.server.socketPath = socket
+    config.server.maxConnections = maxConnections
+    config.server.maxLineBytes = maxLine
+    config.server.idleTimeoutMilliseconds = UInt64(idleTimeout * 1000)
+    config.engine.maxSequences = maxSequences
+    config.engine.maxQueued = maxQueued
+    config.engine.defaultMaxTokens = maxTokens
+    config.engine.contextLength = modelOptions.ctx
+    config.engine.threads = modelOptions.threads
+    config.graceSeconds = grace
+    let daemon = Daemon(model: m, registry: registry, configuration: config)
+    try daemon.start()
+    var where_: [String] = []
+    if let p = daemon.server.tcpPort {
+      where_.append("tcp \(listen.split(separator: ":").dropLast().joined(separator: ":")):\(p)")
+    }
+    if let s = socket { where_.append("unix \(s)") }
+    printError(
+      String(
+        format: "lorad: serving on %@; %d adapters in %@; %d threads, %d sequences, context %d; ready in %.2f s",
+        where_.joined(separator: ", "), registry.list().count, registry.directory, modelOptions.threads,
+        maxSequences, modelOptions.ctx, Date().timeIntervalSince(t0)))
+
+    while true {
+      var sig: Int32 = 0
+      guard sigwait(&signals, &sig) == 0 else { continue }
+      if sig == SIGHUP {
+        let r = registry.rescan()
+        printError(
+          "lorad: rescanned \(registry.directory): \(r.added.count) added, \(r.removed.count) removed, "
+            + "\(r.changed.count) changed")
+        continue
+      }
+      printError("lorad: \(sig == SIGTERM ? "SIGTERM" : "SIGINT"): finishing running requests (grace \(grace) s)")
+      let cancelled = daemon.shutdown()
+      let s = daemon.scheduler.stats
+      printError("lorad: stopped; \(s.completed) requests completed, \(cancelled) cancelled at shutdown")
+      return
+    }
+  }
+}

@@ -45,7 +45,7 @@ let package = Package(
     .testTarget(
       name: "ModelTests", dependencies: ["Model", "Tensor", "CKernels", "TestSupport"],
       resources: [.copy("Fixtures")]),
-    .testTarget(name: "ServerTests", dependencies: ["Server"]),
+    .testTarget(name: "ServerTests", dependencies: ["Server", "Engine", "Adapters", "Model", "TestSupport"]),
     .testTarget(
       name: "EngineTests", dependencies: ["Engine", "Model", "Adapters", "TestSupport"]),
   ],

@@ -6,6 +6,9 @@ public struct EngineConfiguration: Sendable {
   public var maxSequences = 16
   /// Requests waiting at most (over all connections); past it a request gets `overloaded`.
   public var maxQueued = 256
+  /// Requests one connection may have waiting or running at most, so that one client cannot
+  /// fill the whole queue; past it its requests get `overloaded`.
+  public var maxPerConnection = 64
   /// A prompt is fed in chunks of this many tokens, each starting at a multiple of it from the
   /// prompt's start — the same chunks `lorad generate` feeds, so a sequence's arithmetic does not
   /// depend on what else runs beside it.

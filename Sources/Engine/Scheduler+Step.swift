@@ -39,7 +39,7 @@ extension Scheduler {
 
   private func fail(_ p: Pending, _ f: EngineFailure) {
     lock.lock()
-    inFlight.remove(p.job.key)
+    left(p.job.key)
     queuedCount -= 1
     shared.failed += 1
     lock.broadcast()
@@ -239,7 +239,7 @@ extension Scheduler {
     freeCaches.append(s.cache)
     live.removeAll { $0 === s }
     lock.lock()
-    inFlight.remove(s.job.key)
+    left(s.job.key)
     liveCount = live.count
     if finish == .cancelled { shared.cancelled += 1 } else { shared.completed += 1 }
     lock.broadcast()

@@ -34,6 +34,8 @@ public final class Scheduler: @unchecked Sendable {  // shared fields under `loc
   var closedOwners: [UInt64] = []
   /// Submitted and not yet done or failed.
   var inFlight: Set<RequestKey> = []
+  /// In-flight requests per connection.
+  var perOwner: [UInt64: Int] = [:]
   /// In the inbox or waiting for admission.
   var queuedCount = 0
   var liveCount = 0
@@ -109,11 +111,19 @@ public final class Scheduler: @unchecked Sendable {  // shared fields under `loc
         .overloaded(
           "\(queuedCount) requests are already waiting (the limit is \(configuration.maxQueued)); retry later"))
     }
+    guard perOwner[job.key.owner, default: 0] < configuration.maxPerConnection else {
+      shared.overloaded += 1
+      return .rejected(
+        .overloaded(
+          "this connection already has \(configuration.maxPerConnection) requests waiting or running; "
+            + "wait for some to finish"))
+    }
     serial += 1
     let request = "r-\(idPrefix)-\(serial)"
     inbox.append(
       Pending(job: job, request: request, received: Date(), receivedNanos: DispatchTime.now().uptimeNanoseconds))
     inFlight.insert(job.key)
+    perOwner[job.key.owner, default: 0] += 1
     queuedCount += 1
     shared.submitted += 1
     lock.broadcast()
@@ -169,6 +179,12 @@ public final class Scheduler: @unchecked Sendable {  // shared fields under `loc
     lock.broadcast()
     while !threadFinished { lock.wait() }
     return left
+  }
+
+  /// A request is no longer in flight. Under lock.
+  func left(_ key: RequestKey) {
+    inFlight.remove(key)
+    if let n = perOwner[key.owner], n > 1 { perOwner[key.owner] = n - 1 } else { perOwner[key.owner] = nil }
   }
 
   // MARK: compute thread
@@ -283,7 +299,7 @@ public final class Scheduler: @unchecked Sendable {  // shared fields under `loc
       maxTokens: p.job.maxTokens ?? configuration.defaultMaxTokens, stop: p.job.stop, finish: .cancelled,
       received: p.received, firstTokenSeconds: nil, totalSeconds: Double(now - p.receivedNanos) / 1e9)
     lock.lock()
-    inFlight.remove(p.job.key)
+    left(p.job.key)
     queuedCount -= 1
     shared.cancelled += 1
     lock.broadcast()

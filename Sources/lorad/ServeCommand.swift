@@ -33,6 +33,12 @@ struct ServeCommand: ParsableCommand {
   var maxSequences = 16
   @Option(name: .customLong("max-queued"), help: "Requests waiting at most; past it requests get `overloaded`.")
   var maxQueued = 256
+  @Option(name: .customLong("max-per-connection"), help: "Requests one connection may have waiting or running.")
+  var maxPerConnection = 64
+  @Option(
+    name: .customLong("output-buffer"),
+    help: "Unsent output per connection before the daemon stops reading it; at 16 times this it closes it.")
+  var outputBuffer = "1MB"
   @Option(name: .customLong("max-tokens"), help: "Default max_tokens of a request that gives none.")
   var maxTokens = 256
   @Option(name: .customLong("max-connections"), help: "Open connections at most.")
@@ -56,6 +62,12 @@ struct ServeCommand: ParsableCommand {
     guard (64...(64 << 20)).contains(maxLine) else { throw ValidationError("--max-line must be 64 B...64 MiB") }
     guard idleTimeout >= 0, grace >= 0 else { throw ValidationError("--idle-timeout and --grace cannot be negative") }
     _ = try MemorySize.parse(adapterMemory)
+    guard (1...1_000_000).contains(maxPerConnection) else {
+      throw ValidationError("--max-per-connection must be 1...1000000")
+    }
+    guard (4096...(1 << 30)).contains(try MemorySize.parse(outputBuffer)) else {
+      throw ValidationError("--output-buffer must be between 4KB and 1GB")
+    }
     if listen == "none" && socket == nil { throw ValidationError("with --listen none, give --socket PATH") }
     if keys != nil {
       throw ValidationError("--keys is not supported yet (authentication arrives with the systemd work; see README)")
@@ -79,6 +91,9 @@ struct ServeCommand: ParsableCommand {
     config.server.socketPath = socket
     config.server.maxConnections = maxConnections
     config.server.maxLineBytes = maxLine
+    config.server.softOutputBytes = try MemorySize.parse(outputBuffer)
+    config.server.hardOutputBytes = 16 * config.server.softOutputBytes
+    config.engine.maxPerConnection = maxPerConnection
     config.server.idleTimeoutMilliseconds = UInt64(idleTimeout * 1000)
     config.engine.maxSequences = maxSequences
     config.engine.maxQueued = maxQueued

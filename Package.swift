@@ -32,7 +32,7 @@ let package = Package(
     .executableTarget(
       name: "lorad",
       dependencies: [
-        "Model", "Tensor", "Adapters",
+        "Model", "Tensor", "Adapters", "Server",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ]),
     .testTarget(name: "TensorTests", dependencies: ["Tensor", "CKernels"], resources: [.copy("Fixtures")]),

@@ -12,5 +12,6 @@ struct Lorad: ParsableCommand {
       """,
     subcommands: [
       GenerateCommand.self, TokenizeCommand.self, PerplexityCommand.self, BenchCommand.self, AdaptersCommand.self,
+      AskCommand.self, FeedbackCommand.self, LoadtestCommand.self,
     ])
 }

@@ -126,6 +126,11 @@ enum Socket {
 
   static func close(_ fd: Int32) { _ = Glibc.close(fd) }
 
+  /// Half-closes: the peer reads EOF, replies can still be read.
+  static func shutdownWrite(_ fd: Int32, what: @autoclosure () -> String) throws {
+    if Glibc.shutdown(fd, Int32(SHUT_WR)) != 0 { throw SocketError(what(), code: errno) }
+  }
+
   static func connect(_ fd: Int32, to address: SocketAddress) throws {
     var a = address
     var rc: Int32

@@ -9,6 +9,9 @@ public struct ServerConfiguration: Sendable {
   /// A Unix socket path; nil: no Unix listener. A stale socket file there is removed; a live
   /// one (something accepts on it) or a non-socket file is an error.
   public var socketPath: String?
+  /// Listening sockets passed by systemd (`ListenFDs.take()`), served in addition to `listen` and
+  /// `socketPath` (set those to nil when socket-activated). The server owns and closes them.
+  public var inheritedListeners: [InheritedListener] = []
   /// Permissions of the socket file.
   public var socketMode: UInt32 = 0o660
   /// Longest request line, without its `\n`. A longer line gets `too_large` and the connection

@@ -2,6 +2,7 @@ import Adapters
 import ArgumentParser
 import Foundation
 import Model
+import Server
 
 /// `lorad adapters …`: the adapters directory from the command line.
 struct AdaptersCommand: ParsableCommand {
@@ -16,7 +17,7 @@ struct AdaptersCommand: ParsableCommand {
       version), NAME@N (that version) or a path. The model is needed for the shapes of the base \
       weights (--model, $LORAD_MODEL, or models/\(ModelOptions.defaultName)).
       """,
-    subcommands: [List.self, New.self])
+    subcommands: [List.self, New.self], defaultSubcommand: List.self)
 
   /// `--adapters DIR`, shared by the subcommands.
   struct DirectoryOptions: ParsableArguments {
@@ -32,14 +33,17 @@ struct AdaptersCommand: ParsableCommand {
         VERSIONS are the version numbers on disk (0 is DIR/NAME itself), CURRENT the one a plain \
         NAME selects, RANK the largest rank and TARGETS the modules of the current version, BYTES \
         the size of all versions' files. RESIDENT is always "no" here: this command loads nothing \
-        to serve; ask a running daemon (op "adapters") for its residency. A "*" after a name marks \
-        an adapter the learner may grow.
+        to serve; with --connect ADDR the running daemon answers instead (op "adapters"), with its \
+        residency and the current version's bytes. A "*" after a name marks an adapter the \
+        learner may grow.
         """)
 
     @OptionGroup var dir: DirectoryOptions
     @OptionGroup var modelOptions: ModelOptions
+    @OptionGroup var connection: ConnectOptions
 
     func run() throws {
+      if connection.connect != nil { return try remote() }
       let config = try modelOptions.load().model.config
       let registry = try AdapterRegistry(directory: dir.directory, config: config, memoryBudget: Int.max / 2)
       let all = registry.list()
@@ -55,12 +59,55 @@ struct AdaptersCommand: ParsableCommand {
           a.resident ? "yes (\(MemorySize.format(a.residentBytes)))" : "no",
         ])
       }
+      Self.printTable(rows)
+      for a in all { if let p = a.problem { printError("\(a.name): \(p)") } }
+    }
+
+    /// The table from a running daemon's `adapters` reply.
+    func remote() throws {
+      let client = try connection.open()
+      let reply = try client.call(["op": .string("adapters"), "id": .string("adapters")])
+      guard case .array(let items)? = reply["adapters"] else {
+        printError("error: the daemon's reply has no \"adapters\" list")
+        throw ExitCode.failure
+      }
+      if items.isEmpty {
+        print("the daemon at \(client.address) has no adapters")
+        return
+      }
+      var rows = [["NAME", "VERSIONS", "CURRENT", "RANK", "TARGETS", "BYTES", "RESIDENT"]]
+      var problems: [String] = []
+      for case .object(let a) in items {
+        let name = a.string("name") ?? "?"
+        var versions: [Int] = []
+        if case .array(let v)? = a["versions"] {
+          versions = v.compactMap { if case .integer(let n) = $0 { Int(n) } else { nil } }
+        }
+        var targets: [String] = []
+        if case .array(let t)? = a["targets"] {
+          targets = t.compactMap { if case .string(let s) = $0 { s } else { nil } }
+        }
+        let resident = a["resident"] == .bool(true)
+        rows.append([
+          name + (a["learnable"] == .bool(true) ? "*" : ""), Self.ranges(versions),
+          a.int("current").map(String.init) ?? "?",
+          a.int("rank").map(String.init) ?? "?",
+          targets.isEmpty ? "?" : targets.count == LoRAModule.allCases.count ? "all" : targets.joined(separator: ","),
+          a.int("bytes").map { MemorySize.format($0) } ?? "?",
+          resident ? "yes (\(MemorySize.format(a.int("resident_bytes") ?? 0)))" : "no",
+        ])
+        if let p = a.string("problem") { problems.append("\(name): \(p)") }
+      }
+      Self.printTable(rows)
+      for p in problems { printError(p) }
+    }
+
+    static func printTable(_ rows: [[String]]) {
       let widths = (0..<rows[0].count).map { c in rows.map { $0[c].count }.max()! }
       for r in rows {
         let line = zip(r, widths).map { $0.padding(toLength: $1, withPad: " ", startingAt: 0) }.joined(separator: "  ")
         print(line.trimmingCharacters(in: .whitespaces))
       }
-      for a in all { if let p = a.problem { printError("\(a.name): \(p)") } }
     }
 
     /// 0,1,2,3,7 → "0-3,7".

@@ -12,6 +12,6 @@ struct Lorad: ParsableCommand {
       """,
     subcommands: [
       ServeCommand.self, GenerateCommand.self, TokenizeCommand.self, PerplexityCommand.self, BenchCommand.self,
-      AdaptersCommand.self,
+      AdaptersCommand.self, AskCommand.self, FeedbackCommand.self, LoadtestCommand.self,
     ])
 }

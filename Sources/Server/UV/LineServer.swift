@@ -37,7 +37,8 @@ public final class LineServer: @unchecked Sendable {  // see above: loop thread,
   private var asyncReady = false
   private var createdSocketPath: String?
 
-  /// Set by `start()` before it returns; the TCP port actually bound (useful with port 0).
+  /// Set by `start()` before it returns; the TCP port actually bound (useful with port 0), or
+  /// that of the first inherited TCP listener when there is no `listen`.
   public private(set) var tcpPort: Int?
 
   private enum Command {
@@ -95,6 +96,10 @@ public final class LineServer: @unchecked Sendable {  // see above: loop thread,
       if let path = configuration.socketPath {
         try listenUnix(path)
         createdSocketPath = path
+      }
+      for inherited in configuration.inheritedListeners {
+        let port = try listenInherited(inherited)
+        if tcpPort == nil { tcpPort = port }
       }
     } catch {
       if !asyncReady { async.deallocate() }

@@ -28,6 +28,11 @@ extension LineServer {
         uv_tcp_bind(tcp, raw.baseAddress!.assumingMemoryBound(to: sockaddr.self), 0), "bind \(address)")
     }
     try uvCheck(uv_listen(asStream(tcp), configuration.backlog, Self.onConnection), "listen \(address)")
+    return try boundPort(tcp)
+  }
+
+  /// The port a TCP handle is bound to.
+  private func boundPort(_ tcp: UnsafeMutablePointer<uv_tcp_t>) throws -> Int {
     var bound = sockaddr_storage()
     var len = Int32(MemoryLayout<sockaddr_storage>.size)
     _ = try withUnsafeMutableBytes(of: &bound) { raw in
@@ -41,6 +46,34 @@ extension LineServer {
       }
       return Int(UInt16(bigEndian: raw.load(as: sockaddr_in.self).sin_port))
     }
+  }
+
+  /// Serves a listening socket systemd passed (socket activation): libuv adopts the descriptor
+  /// (`uv_tcp_open` / `uv_pipe_open`) and listens on it; closing the server closes it. Returns the
+  /// port of a TCP one.
+  func listenInherited(_ inherited: InheritedListener) throws -> Int? {
+    let what = "inherited fd \(inherited.fd) (\(inherited.name), \(inherited.address))"
+    let handle: UnsafeMutableRawPointer
+    var port: Int?
+    switch inherited.kind {
+    case .tcp:
+      let tcp = UnsafeMutablePointer<uv_tcp_t>.allocate(capacity: 1)
+      try uvCheck(uv_tcp_init(loop, tcp), "uv_tcp_init")
+      listeners.append(UnsafeMutableRawPointer(tcp))
+      try uvCheck(uv_tcp_open(tcp, uv_os_sock_t(inherited.fd)), "uv_tcp_open \(what)")
+      port = try boundPort(tcp)
+      handle = UnsafeMutableRawPointer(tcp)
+    case .unix:
+      let pipe = UnsafeMutablePointer<uv_pipe_t>.allocate(capacity: 1)
+      try uvCheck(uv_pipe_init(loop, pipe, 0), "uv_pipe_init")
+      listeners.append(UnsafeMutableRawPointer(pipe))
+      try uvCheck(uv_pipe_open(pipe, uv_file(inherited.fd)), "uv_pipe_open \(what)")
+      handle = UnsafeMutableRawPointer(pipe)
+    }
+    let stream = handle.assumingMemoryBound(to: uv_stream_t.self)
+    stream.pointee.data = Unmanaged.passUnretained(self).toOpaque()
+    try uvCheck(uv_listen(stream, configuration.backlog, Self.onConnection), "listen on \(what)")
+    return port
   }
 
   static func splitHostPort(_ address: String) throws -> (String, UInt16) {

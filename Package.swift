@@ -28,11 +28,12 @@ let package = Package(
     .target(name: "Tensor", dependencies: ["CKernels", "CBLAS"]),
     .target(name: "Model", dependencies: ["Tensor", "CKernels"]),
     .target(name: "Adapters", dependencies: ["Tensor", "Model"]),
+    .target(name: "Learning", dependencies: ["CSQLite", "Model", "Adapters"]),
     .target(name: "Server", dependencies: ["CLibUV"]),
     .executableTarget(
       name: "lorad",
       dependencies: [
-        "Model", "Tensor", "Adapters",
+        "Model", "Tensor", "Adapters", "Learning",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ]),
     .testTarget(name: "TensorTests", dependencies: ["Tensor", "CKernels"], resources: [.copy("Fixtures")]),
@@ -45,6 +46,7 @@ let package = Package(
       name: "ModelTests", dependencies: ["Model", "Tensor", "CKernels", "TestSupport"],
       resources: [.copy("Fixtures")]),
     .testTarget(name: "ServerTests", dependencies: ["Server"]),
+    .testTarget(name: "LearningTests", dependencies: ["Learning", "Model"]),
   ],
   swiftLanguageModes: [.v6]
 )

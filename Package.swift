@@ -46,7 +46,7 @@ let package = Package(
       name: "ModelTests", dependencies: ["Model", "Tensor", "CKernels", "TestSupport"],
       resources: [.copy("Fixtures")]),
     .testTarget(name: "ServerTests", dependencies: ["Server"]),
-    .testTarget(name: "LearningTests", dependencies: ["Learning", "Model"]),
+    .testTarget(name: "LearningTests", dependencies: ["Learning", "Model"], resources: [.copy("Fixtures")]),
   ],
   swiftLanguageModes: [.v6]
 )

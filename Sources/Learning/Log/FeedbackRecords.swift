@@ -51,22 +51,26 @@ public struct FeedbackExample: Sendable, Equatable {
 
 /// The deterministic train / held-out split by request id.
 public enum HeldOutSplit {
-  /// FNV-1a (64-bit) of the id's UTF-8 bytes, its top 53 bits scaled to [0, 1): stable across
-  /// processes, unlike Swift's seeded `Hasher`.
+  /// The id's place in [0, 1): the top 53 bits of `hash(request:)` over 2^53.
   public static func position(request: String) -> Double {
+    Double(hash(request: request) >> 11) / Double(UInt64(1) << 53)
+  }
+
+  /// FNV-1a (64-bit) of the id's UTF-8 bytes, then splitmix64's finalizer (FNV's high bits
+  /// alone change little between ids that differ only in their last characters). Stable
+  /// across processes, unlike Swift's seeded `Hasher`.
+  static func hash(request: String) -> UInt64 {
     var h: UInt64 = 0xcbf2_9ce4_8422_2325
     for b in request.utf8 {
       h ^= UInt64(b)
       h &*= 0x100_0000_01b3
     }
-    // Finalize (splitmix64's mixer): FNV's high bits alone change little between ids
-    // that differ only in their last characters.
     h ^= h >> 30
     h &*= 0xbf58_476d_1ce4_e5b9
     h ^= h >> 27
     h &*= 0x94d0_49bb_1331_11eb
     h ^= h >> 31
-    return Double(h >> 11) / Double(UInt64(1) << 53)
+    return h
   }
 
   public static func isHeldOut(request: String, fraction: Double) -> Bool {

@@ -280,3 +280,27 @@ final class ReportBox: @unchecked Sendable {  // `items` under `lock`
   func add(_ e: FeedbackLogError) { lock.withLock { items.append(e) } }
   var all: [FeedbackLogError] { lock.withLock { items } }
 }
+
+@Suite struct FeedbackLogLifetimeTests {
+  /// A log nobody closes commits its queue when its last reference goes (the writer thread
+  /// holds it only weakly, and notices within a second).
+  @Test func droppingTheLastReferenceCommitsTheQueue() throws {
+    let dir = LogFixture.directory()
+    defer { LogFixture.remove(dir) }
+    let path: String
+    do {
+      let log = try LogFixture.open(dir) { $0.batchInterval = 600 }
+      try log.record(LogFixture.generation("r-dropped"))
+      path = log.path
+      Thread.sleep(forTimeInterval: 0.1)  // the writer is now waiting, holding the log
+    }
+    let other = try SQLiteConnection(path: path)
+    let start = Date()
+    var seen: Int64 = 0
+    while seen == 0 && Date().timeIntervalSince(start) < 5 {
+      Thread.sleep(forTimeInterval: 0.02)
+      seen = try other.scalarInt("SELECT count(*) FROM generations") ?? 0
+    }
+    #expect(seen == 1)
+  }
+}

@@ -248,10 +248,17 @@ public final class FeedbackLog: @unchecked Sendable {  // state under dbLock / q
       // Wake at least once a second, so a log nobody references any more is noticed.
       _ = queue.wait(until: Date(timeIntervalSinceNow: 1))
     }
+    // Wait for the batch to be due, at most a second per step (the weak-reference check again).
+    let stepEnd = Date(timeIntervalSinceNow: 1)
     while !pending.isEmpty && !closing {
       let due = max(pendingSince.addingTimeInterval(configuration.batchInterval), retryAt)
-      if Date() >= due || (pending.count >= configuration.batchSize && Date() >= retryAt) { break }
-      _ = queue.wait(until: due)
+      let now = Date()
+      if now >= due || (pending.count >= configuration.batchSize && now >= retryAt) { break }
+      if now >= stepEnd {
+        queue.unlock()
+        return true
+      }
+      _ = queue.wait(until: min(due, stepEnd))
     }
     let work = !pending.isEmpty && !closing
     let stop = closing

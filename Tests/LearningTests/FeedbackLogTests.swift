@@ -304,3 +304,46 @@ final class ReportBox: @unchecked Sendable {  // `items` under `lock`
     #expect(seen == 1)
   }
 }
+
+@Suite struct FeedbackLogBusyTests {
+  /// Another connection holding the write lock (another process, e.g. a migration) is waited
+  /// out within the busy timeout, and reported as a typed, explained error beyond it.
+  @Test func aHeldWriteLockIsWaitedOutThenReported() throws {
+    let dir = LogFixture.directory()
+    defer { LogFixture.remove(dir) }
+    let log = try LogFixture.open(dir) { $0.busyTimeoutMilliseconds = 2_000 }
+    try log.record(LogFixture.generation("r-1"))
+    try log.flush()
+    let path = log.path
+    let locked = DispatchSemaphore(value: 0)
+    let released = DispatchSemaphore(value: 0)
+    Thread.detachNewThread {  // another writer, on its own connection and thread
+      let other = try! SQLiteConnection(path: path)
+      try! other.execute("BEGIN IMMEDIATE")
+      locked.signal()
+      Thread.sleep(forTimeInterval: 0.2)
+      try! other.execute("COMMIT")
+      released.signal()
+    }
+    locked.wait()
+    let start = Date()
+    try log.recordFeedback(request: "r-1", rating: .up)
+    #expect(Date().timeIntervalSince(start) >= 0.15)
+    released.wait()
+    try log.close()
+
+    let impatient = try LogFixture.open(dir) { $0.busyTimeoutMilliseconds = 50 }
+    let other = try SQLiteConnection(path: path)
+    try other.execute("BEGIN IMMEDIATE")
+    do {
+      try impatient.recordFeedback(request: "r-1", rating: .down)
+      Issue.record("wrote through a held write lock")
+    } catch FeedbackLogError.storage(let e) {
+      #expect(e.primaryCode == 5)  // SQLITE_BUSY
+      #expect("\(e)".contains("busy timeout"))
+    }
+    try other.execute("COMMIT")
+    #expect(try impatient.feedbackHistory(request: "r-1").map(\.rating) == [.up])
+    try impatient.close()
+  }
+}

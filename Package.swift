@@ -29,11 +29,12 @@ let package = Package(
     .target(name: "Model", dependencies: ["Tensor", "CKernels"]),
     .target(name: "Adapters", dependencies: ["Tensor", "Model"]),
     .target(name: "Engine", dependencies: ["Model", "Adapters", "CKernels"]),
-    .target(name: "Server", dependencies: ["CLibUV", "Engine", "Model", "Adapters"]),
+    .target(name: "Learning", dependencies: ["CSQLite", "Model", "Adapters"]),
+    .target(name: "Server", dependencies: ["CLibUV", "Engine", "Learning", "Model", "Adapters"]),
     .executableTarget(
       name: "lorad",
       dependencies: [
-        "Model", "Tensor", "Adapters", "Engine", "Server",
+        "Model", "Tensor", "Adapters", "Engine", "Learning", "Server",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ]),
     .testTarget(name: "TensorTests", dependencies: ["Tensor", "CKernels"], resources: [.copy("Fixtures")]),
@@ -48,6 +49,7 @@ let package = Package(
     .testTarget(name: "ServerTests", dependencies: ["Server", "Engine", "Adapters", "Model", "TestSupport"]),
     .testTarget(
       name: "EngineTests", dependencies: ["Engine", "Model", "Adapters", "TestSupport"]),
+    .testTarget(name: "LearningTests", dependencies: ["Learning", "Model"], resources: [.copy("Fixtures")]),
   ],
   swiftLanguageModes: [.v6]
 )

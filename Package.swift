@@ -46,7 +46,8 @@ let package = Package(
     .testTarget(
       name: "ModelTests", dependencies: ["Model", "Tensor", "CKernels", "TestSupport"],
       resources: [.copy("Fixtures")]),
-    .testTarget(name: "ServerTests", dependencies: ["Server", "Engine", "Adapters", "Model", "TestSupport"]),
+    .testTarget(
+      name: "ServerTests", dependencies: ["Server", "Engine", "Learning", "Adapters", "Model", "TestSupport"]),
     .testTarget(
       name: "EngineTests", dependencies: ["Engine", "Model", "Adapters", "TestSupport"]),
     .testTarget(name: "LearningTests", dependencies: ["Learning", "Model"], resources: [.copy("Fixtures")]),

@@ -2,6 +2,7 @@ import Adapters
 import ArgumentParser
 import Engine
 import Foundation
+import Learning
 import Model
 import Server
 
@@ -101,7 +102,9 @@ struct ServeCommand: ParsableCommand {
     config.engine.contextLength = modelOptions.ctx
     config.engine.threads = modelOptions.threads
     config.graceSeconds = grace
-    let daemon = Daemon(model: m, registry: registry, configuration: config)
+    let log = try FeedbackLog(stateDirectory: state)
+    _ = try? log.pruneExpired()
+    let daemon = Daemon(model: m, registry: registry, log: log, configuration: config)
     try daemon.start()
     var where_: [String] = []
     if let p = daemon.server.tcpPort {
@@ -126,6 +129,7 @@ struct ServeCommand: ParsableCommand {
       }
       printError("lorad: \(sig == SIGTERM ? "SIGTERM" : "SIGINT"): finishing running requests (grace \(grace) s)")
       let cancelled = daemon.shutdown()
+      try? log.close()
       let s = daemon.scheduler.stats
       printError("lorad: stopped; \(s.completed) requests completed, \(cancelled) cancelled at shutdown")
       return

@@ -1,4 +1,5 @@
 import Foundation
+import Learning
 import Server
 import TestSupport
 import Testing
@@ -198,6 +199,29 @@ import Testing
     // Someone else is still served.
     #expect(try d.client().generate("o", #""prompt":"hello","max_tokens":5"#).done != nil)
     #expect(d.terminate() == 0)
+  }
+
+  /// kill -9 right after a feedback is acknowledged: the rating is in the log after restart.
+  /// Repeated, each time on a generation made just before.
+  @Test func acknowledgedFeedbackSurvivesKill9() throws {
+    let state = TinyModel.temporaryPath("state-kill9")
+    for round in 0..<3 {
+      let d = try DaemonProcess(state: state)
+      let c = try d.client()
+      let g = c.generate("g", #""prompt":"rate me","max_tokens":4,"seed":\#(round)"#)
+      guard let request = g.request else {
+        Issue.record("no done")
+        return
+      }
+      let rating = round % 2 == 0 ? "up" : "down"
+      c.send(#"{"op":"feedback","id":"f","request":""# + request + #"","rating":""# + rating + #""}"# + "\n")
+      #expect(Self.string(c.readReply(), "event") == "ok")
+      d.kill9()
+      let log = try FeedbackLog(stateDirectory: state)
+      #expect(try log.effectiveFeedback(request: request)?.rating.rawValue == rating, "round \(round)")
+      #expect(try log.generation(request: request)?.completionTokens.count == 4)
+      try log.close()
+    }
   }
 
   /// A client that half-closes after its request still gets the whole answer.

@@ -47,8 +47,11 @@ final class DaemonProcess: @unchecked Sendable {  // stderrText under logLock; t
     return (model, dir)
   }
 
-  init(adapters: Int = 0, extra: [String] = [], model: String? = nil) throws {
+  let stateDir: String
+
+  init(adapters: Int = 0, extra: [String] = [], model: String? = nil, state: String? = nil) throws {
     let f = try Self.fixture(adapters: adapters)
+    stateDir = state ?? TinyModel.temporaryPath("state")
     modelPath = model ?? f.model
     adaptersDir = f.adapters
     socketPath = TinyModel.temporaryPath("d.sock")
@@ -56,7 +59,7 @@ final class DaemonProcess: @unchecked Sendable {  // stderrText under logLock; t
     process.arguments =
       [
         "serve", "--model", modelPath, "--listen", "127.0.0.1:0", "--socket", socketPath, "--adapters", adaptersDir,
-        "--state", TinyModel.temporaryPath("state"), "--ctx", "256", "--threads", "2", "--grace", "5",
+        "--state", stateDir, "--ctx", "256", "--threads", "2", "--grace", "5",
       ] + extra
     process.standardError = stderrPipe
     process.standardOutput = FileHandle.nullDevice
@@ -104,6 +107,12 @@ final class DaemonProcess: @unchecked Sendable {  // stderrText under logLock; t
       let line = s.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") })
     else { return 0 }
     return (Int(line.split(separator: " ").dropFirst().first ?? "0") ?? 0) * 1024
+  }
+
+  /// SIGKILL: no chance to flush or close anything.
+  func kill9() {
+    kill(process.processIdentifier, SIGKILL)
+    process.waitUntilExit()
   }
 
   /// Sends SIGTERM and waits for the exit; returns the exit status.

@@ -1,6 +1,7 @@
 import Adapters
 import Engine
 import Foundation
+import Learning
 import Model
 
 extension Daemon {
@@ -10,17 +11,19 @@ extension Daemon {
     switch request {
     case .feedback(let f):
       do {
-        try feedback.rate(f.request, f.rating == .up ? .up : .down, note: f.note, who: who(owner))
-        return .ok(id: f.id, fields: ["request": .string(f.request), "rating": .string(f.rating.rawValue)])
+        let e = try log.recordFeedback(
+          request: f.request, rating: f.rating == .up ? .up : .down, note: f.note, who: who(owner))
+        return .ok(
+          id: f.id,
+          fields: ["request": .string(f.request), "rating": .string(f.rating.rawValue), "seq": .integer(e.seq)])
+      } catch FeedbackLogError.unknownRequest(let r) {
+        return .error(
+          id: f.id, code: .unknownRequest,
+          message: "no finished generation '\(r)' is known; rate the `request` id a `done` event carried")
+      } catch FeedbackLogError.notYourRequest(let r) {
+        return .error(id: f.id, code: .unauthorized, message: "request '\(r)' was made by another key")
       } catch {
-        switch error {
-        case .unknownRequest(let r):
-          return .error(
-            id: f.id, code: .unknownRequest,
-            message: "no finished generation '\(r)' is known; rate the `request` id a `done` event carried")
-        case .notYours(let r):
-          return .error(id: f.id, code: .unauthorized, message: "request '\(r)' was made by another key")
-        }
+        return .error(id: f.id, code: .internal, message: "the feedback was not stored: \(error)")
       }
     case .adapters(let id):
       guard let registry else { return .ok(id: id, fields: ["adapters": .array([])]) }
@@ -146,8 +149,13 @@ extension Daemon {
         "leases": .integer(Int64(s.leases)),
       ])
     }
-    let f = feedback.counts
-    o["feedback"] = .object(["generations_kept": .integer(Int64(f.generations)), "rated": .integer(Int64(f.rated))])
+    if let f = try? log.stats() {
+      o["feedback"] = .object([
+        "generations": .integer(Int64(f.generations)), "events": .integer(Int64(f.feedbackEvents)),
+        "rated_requests": .integer(Int64(f.ratedRequests)), "queued": .integer(Int64(f.queued)),
+        "write_failures": .integer(Int64(f.writeFailures)),
+      ])
+    }
     return o
   }
 }

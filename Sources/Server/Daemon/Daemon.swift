@@ -1,10 +1,11 @@
 import Adapters
 import Engine
 import Foundation
+import Learning
 import Model
 
-/// `lorad serve`: the libuv `LineServer` in front, the `Scheduler` behind, adapters and
-/// feedback beside. The loop thread only decodes and routes: generation goes to the scheduler;
+/// `lorad serve`: the libuv `LineServer` in front, the `Scheduler` behind, adapters and the
+/// feedback log (`FeedbackLog`, SQLite in the state directory) beside. The loop thread only decodes and routes: generation goes to the scheduler;
 /// the other ops (which touch the disk or the feedback store) run on the serial `admin` queue;
 /// replies come back through `LineServer.send(_:to:)`.
 ///
@@ -15,7 +16,9 @@ public final class Daemon: @unchecked Sendable {  // mutable state under `lock`;
   public let configuration: DaemonConfiguration
   public let model: LoadedModel
   public let registry: AdapterRegistry?
-  public let feedback: FeedbackMemory
+  /// Every finished generation is queued into it before its `done` is sent, so feedback can
+  /// name it at once; feedback is acknowledged only once committed durably.
+  public let log: FeedbackLog
   public private(set) var server: LineServer!
   public private(set) var scheduler: Scheduler!
   let admin = DispatchQueue(label: "lorad-admin")
@@ -31,11 +34,11 @@ public final class Daemon: @unchecked Sendable {  // mutable state under `lock`;
   let lock = NSLock()
   var owners: [UInt64: Owner] = [:]
 
-  public init(model: LoadedModel, registry: AdapterRegistry?, configuration: DaemonConfiguration) {
+  public init(model: LoadedModel, registry: AdapterRegistry?, log: FeedbackLog, configuration: DaemonConfiguration) {
     self.model = model
     self.registry = registry
     self.configuration = configuration
-    feedback = FeedbackMemory()
+    self.log = log
     scheduler = Scheduler(model: model, registry: registry, configuration: configuration.engine) {
       [unowned self] event in deliver(event)
     }
@@ -65,6 +68,7 @@ public final class Daemon: @unchecked Sendable {  // mutable state under `lock`;
     server.stopListening()
     let cancelled = scheduler.shutdown(grace: configuration.graceSeconds)
     admin.sync {}
+    do { try log.flush() } catch { FileHandle.standardError.write(Data("lorad: \(error)\n".utf8)) }
     server.finishAll()
     let deadline = Date(timeIntervalSinceNow: configuration.flushSeconds)
     while server.counters.open > 0 && Date() < deadline { usleep(10_000) }
@@ -175,7 +179,7 @@ public final class Daemon: @unchecked Sendable {  // mutable state under `lock`;
     case .token(let k, let text):
       send(.token(id: k.clientID, text: text), k)
     case .done(let r):
-      if r.finish != .cancelled || !r.completionTokens.isEmpty { feedback.remember(r) }
+      if !r.promptTokens.isEmpty { remember(r) }
       send(
         .done(
           id: r.key.clientID, request: r.request, text: r.completionText,
@@ -191,6 +195,24 @@ public final class Daemon: @unchecked Sendable {  // mutable state under `lock`;
   private func send(_ r: Reply, _ k: RequestKey) {
     // The outbox is full or the server is stopping: this client cannot take more; drop the request.
     if !server.send(r, to: ConnectionID(rawValue: k.owner)) { scheduler.cancel(k) }
+  }
+
+  /// Queues a finished generation into the log (before its `done` goes out, so feedback on it works
+  /// at once). A generation of several adapters is logged without one: no single adapter can learn
+  /// from its rating.
+  private func remember(_ r: Engine.GenerationRecord) {
+    let one = r.adapters.count == 1 ? r.adapters[0] : nil
+    let rec = Learning.GenerationRecord(
+      request: r.request, time: Date(), who: r.who, adapter: one?.name, version: one?.version, prompt: r.promptText,
+      promptTokens: r.promptTokens, completion: r.completionText, completionTokens: r.completionTokens,
+      logprobs: r.logprobs,
+      sampling: .init(
+        temperature: Double(r.sampling.temperature), topP: Double(r.sampling.topP), topK: r.sampling.topK,
+        seed: r.sampling.seed, maxTokens: r.maxTokens, stop: r.stop),
+      finish: r.finish)
+    do { try log.record(rec) } catch {
+      FileHandle.standardError.write(Data("lorad: feedback log: \(error)\n".utf8))
+    }
   }
 
   static func reply(_ id: String, _ f: EngineFailure) -> Reply {

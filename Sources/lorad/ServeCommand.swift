@@ -20,8 +20,12 @@ struct ServeCommand: ParsableCommand {
 
   @OptionGroup var modelOptions: ModelOptions
 
-  @Option(name: .long, help: "TCP address to listen on (HOST:PORT; port 0 picks one). \"none\" turns TCP off.")
-  var listen = "127.0.0.1:7411"
+  @Option(
+    name: .long,
+    help:
+      "TCP address to listen on (HOST:PORT; port 0 picks one; default 127.0.0.1:7411 unless systemd passes sockets). \"none\" turns TCP off."
+  )
+  var listen: String?
   @Option(name: .long, help: "Also listen on this Unix socket (mode 0660).")
   var socket: String?
   @Option(name: .long, help: "Directory of named adapters (adapters/<name>/, versions/<N>/).")
@@ -69,10 +73,6 @@ struct ServeCommand: ParsableCommand {
     guard (4096...(1 << 30)).contains(try MemorySize.parse(outputBuffer)) else {
       throw ValidationError("--output-buffer must be between 4KB and 1GB")
     }
-    if listen == "none" && socket == nil { throw ValidationError("with --listen none, give --socket PATH") }
-    if keys != nil {
-      throw ValidationError("--keys is not supported yet (authentication arrives with the systemd work; see README)")
-    }
   }
 
   func run() throws {
@@ -83,13 +83,21 @@ struct ServeCommand: ParsableCommand {
     pthread_sigmask(SIG_BLOCK, &signals, nil)
 
     let t0 = Date()
+    let notify = try SystemdNotify()
+    let inherited = try ListenFDs.take()
+    let policy = try keys.map { path throws(KeysFileError) in try AuthPolicy(contentsOf: path) }
     let m = try modelOptions.load()
     try FileManager.default.createDirectory(atPath: state, withIntermediateDirectories: true)
     let registry = try AdapterRegistry(
       directory: adapters, config: m.model.config, memoryBudget: try MemorySize.parse(adapterMemory))
     var config = DaemonConfiguration()
-    config.server.listen = listen == "none" ? nil : listen
+    config.server.inheritedListeners = inherited
+    let tcp = listen ?? (inherited.isEmpty ? "127.0.0.1:7411" : "none")
+    config.server.listen = tcp == "none" ? nil : tcp
     config.server.socketPath = socket
+    guard config.server.listen != nil || socket != nil || !inherited.isEmpty else {
+      throw ValidationError("nothing to listen on: with --listen none, give --socket PATH (or run under lorad.socket)")
+    }
     config.server.maxConnections = maxConnections
     config.server.maxLineBytes = maxLine
     config.server.softOutputBytes = try MemorySize.parse(outputBuffer)
@@ -104,30 +112,38 @@ struct ServeCommand: ParsableCommand {
     config.graceSeconds = grace
     let log = try FeedbackLog(stateDirectory: state)
     _ = try? log.pruneExpired()
-    let daemon = Daemon(model: m, registry: registry, log: log, configuration: config)
+    let daemon = Daemon(model: m, registry: registry, log: log, policy: policy, configuration: config)
     try daemon.start()
     var where_: [String] = []
-    if let p = daemon.server.tcpPort {
-      where_.append("tcp \(listen.split(separator: ":").dropLast().joined(separator: ":")):\(p)")
+    if let l = config.server.listen, let p = daemon.server.tcpPort {
+      where_.append("tcp \(l.split(separator: ":").dropLast().joined(separator: ":")):\(p)")
     }
     if let s = socket { where_.append("unix \(s)") }
+    for i in inherited { where_.append("systemd \(i.name) \(i.address)") }
+    if let policy { where_.append("\(policy.identities.count) keys") }
     printError(
       String(
         format: "lorad: serving on %@; %d adapters in %@; %d threads, %d sequences, context %d; ready in %.2f s",
         where_.joined(separator: ", "), registry.list().count, registry.directory, modelOptions.threads,
         maxSequences, modelOptions.ctx, Date().timeIntervalSince(t0)))
+    try? notify?.ready(status: "serving on " + where_.joined(separator: ", "))
+    let watchdog = notify?.startWatchdog { daemon.isHealthy }
 
     while true {
       var sig: Int32 = 0
       guard sigwait(&signals, &sig) == 0 else { continue }
       if sig == SIGHUP {
+        try? notify?.reloading()
         let r = registry.rescan()
+        try? notify?.ready(status: "rescanned adapters")
         printError(
           "lorad: rescanned \(registry.directory): \(r.added.count) added, \(r.removed.count) removed, "
             + "\(r.changed.count) changed")
         continue
       }
       printError("lorad: \(sig == SIGTERM ? "SIGTERM" : "SIGINT"): finishing running requests (grace \(grace) s)")
+      try? notify?.stopping(status: "finishing running requests")
+      watchdog?.stop()
       let cancelled = daemon.shutdown()
       try? log.close()
       let s = daemon.scheduler.stats

@@ -224,6 +224,46 @@ import Testing
     }
   }
 
+  /// With --keys: nothing before auth, adapters and admin ops per key, feedback only on one's own requests.
+  @Test func keysGateAdaptersOpsAndFeedback() throws {
+    let keys = TinyModel.temporaryPath("keys.json")
+    try Data(
+      #"""
+      {"keys": [
+        {"name": "alice", "key": "alice-key-0123456789", "adapters": ["a0"]},
+        {"name": "bob", "key": "bob-key-0123456789ab", "adapters": ["*"]},
+        {"name": "root", "key": "root-key-0123456789a", "adapters": ["*"], "admin": true}
+      ]}
+      """#.utf8
+    ).write(to: URL(fileURLWithPath: keys))
+    let d = try DaemonProcess(adapters: 2, extra: ["--keys", keys])
+    let alice = try d.client()
+    alice.send(#"{"op":"stats","id":"s0"}"# + "\n")
+    #expect(Self.string(alice.readReply(), "code") == "unauthorized")
+    alice.send(#"{"op":"auth","id":"z0","key":"wrong-key-0123456789"}"# + "\n")
+    #expect(Self.string(alice.readReply(), "code") == "unauthorized")
+    alice.send(#"{"op":"auth","id":"z1","key":"alice-key-0123456789"}"# + "\n")
+    #expect(Self.string(alice.readReply(), "event") == "ok")
+    #expect(alice.generate("g1", #""prompt":"x","max_tokens":3,"adapter":"a1""#).errorCode == "unauthorized")
+    let mine = alice.generate("g2", #""prompt":"x","max_tokens":3,"adapter":"a0""#)
+    #expect(mine.done != nil)
+    alice.send(#"{"op":"unload","id":"u","name":"a0"}"# + "\n")
+    #expect(Self.string(alice.readReply(), "code") == "unauthorized")
+    let bob = try d.client()
+    bob.send(#"{"op":"auth","id":"z","key":"bob-key-0123456789ab"}"# + "\n")
+    _ = bob.readReply()
+    bob.send(#"{"op":"feedback","id":"f","request":""# + (mine.request ?? "") + #"","rating":"down"}"# + "\n")
+    #expect(Self.string(bob.readReply(), "code") == "unauthorized", "bob may not rate alice's request")
+    alice.send(#"{"op":"feedback","id":"f","request":""# + (mine.request ?? "") + #"","rating":"up"}"# + "\n")
+    #expect(Self.string(alice.readReply(), "event") == "ok")
+    let root = try d.client()
+    root.send(#"{"op":"auth","id":"z","key":"root-key-0123456789a"}"# + "\n")
+    _ = root.readReply()
+    root.send(#"{"op":"unload","id":"u","name":"a0"}"# + "\n")
+    #expect(Self.string(root.readReply(), "event") == "ok")
+    #expect(d.terminate() == 0)
+  }
+
   /// A client that half-closes after its request still gets the whole answer.
   @Test func halfCloseStillGetsTheAnswer() throws {
     let d = try DaemonProcess()

@@ -62,6 +62,7 @@ extension Daemon {
         id: id, code: .badRequest,
         message: "the learner is not built yet: feedback is accepted and kept, but no adapter learns from it")
     case .auth(let id, _):
+      // With keys, `auth` is answered before it gets here.
       return .ok(id: id, fields: ["auth": .string("not required: this server has no --keys")])
     case .generate(let g):
       return .error(id: g.id, code: .internal, message: "generate reached the admin queue")

@@ -29,12 +29,19 @@ public final class Daemon: @unchecked Sendable {  // mutable state under `lock`;
     var pending = 0
     var inputEnded = false
     /// The auth identity, once the connection has authenticated (nil: none needed or not yet).
-    var who: String?
+    var identity: AuthIdentity?
   }
   let lock = NSLock()
   var owners: [UInt64: Owner] = [:]
 
-  public init(model: LoadedModel, registry: AdapterRegistry?, log: FeedbackLog, configuration: DaemonConfiguration) {
+  /// With keys (`--keys`), a connection must authenticate first; each key limits adapters and ops.
+  public let policy: AuthPolicy?
+
+  public init(
+    model: LoadedModel, registry: AdapterRegistry?, log: FeedbackLog, policy: AuthPolicy? = nil,
+    configuration: DaemonConfiguration
+  ) {
+    self.policy = policy
     self.model = model
     self.registry = registry
     self.configuration = configuration
@@ -81,6 +88,29 @@ public final class Daemon: @unchecked Sendable {  // mutable state under `lock`;
 
   private func handle(_ request: Request, on id: ConnectionID) {
     let owner = id.rawValue
+    if let policy {
+      if case .auth(let reqID, let key) = request {
+        guard let identity = policy.authenticate(key: key) else {
+          reply(.error(id: reqID, code: .unauthorized, message: "unknown key"), to: owner)
+          return
+        }
+        lock.withLock { owners[owner, default: Owner()].identity = identity }
+        reply(.ok(id: reqID, fields: ["name": .string(identity.name), "admin": .bool(identity.admin)]), to: owner)
+        return
+      }
+      guard let identity = lock.withLock({ owners[owner]?.identity }) else {
+        reply(
+          .error(
+            id: request.id, code: .unauthorized,
+            message: "this server needs a key: send {\"op\":\"auth\",\"id\":…,\"key\":…} first"),
+          to: owner)
+        return
+      }
+      if let refusal = policy.authorize(request, as: identity) {
+        reply(refusal.reply, to: owner)
+        return
+      }
+    }
     switch request {
     case .generate(let g): generate(g, owner: owner)
     case .cancel(let reqID, let target):
@@ -151,7 +181,13 @@ public final class Daemon: @unchecked Sendable {  // mutable state under `lock`;
     server.send(r, to: ConnectionID(rawValue: owner))
   }
 
-  func who(_ owner: UInt64) -> String? { lock.withLock { owners[owner]?.who } }
+  func who(_ owner: UInt64) -> String? { lock.withLock { owners[owner]?.identity?.name } }
+
+  /// The compute thread and the loop answer: the watchdog pings only while this holds.
+  public var isHealthy: Bool {
+    _ = scheduler.stats
+    return server.counters.open >= 0
+  }
 
   /// One more request to answer on this connection.
   func begin(_ owner: UInt64) {

@@ -36,6 +36,43 @@ import Testing
     }
   }
 
+  /// x·(W + s·B·A)ᵀ computed unmerged equals the base forward of a model with s·B·A merged
+  /// into its (F32) weights: the adapter is applied where and how PEFT defines it.
+  @Test func unmergedAdapterEqualsMergedWeights() throws {
+    var shape = TinyModel.Shape()
+    shape.weightType = .f32
+    let m = try TrainingCheck.tinyModel(shape, seed: 8)
+    let layout = try LoRALayout(config: m.config, rank: 3, alpha: 6)
+    let p = LoRAParameters(layout: layout, seed: 4, bScale: 0.2)
+    let mergedPath = TinyModel.temporaryPath("merged.gguf")
+    try TinyModel.write(to: mergedPath, shape: shape, seed: 8) { name, rows, cols, w in
+      guard name.hasPrefix("blk."),
+        let mod = LoRAModule.allCases.first(where: { name.hasSuffix(".\($0.ggufName).weight") }),
+        let s = layout.slot(layer: Int(name.split(separator: ".")[1])!, module: mod)
+      else { return w }
+      var out = w
+      for i in 0..<rows {
+        for j in 0..<cols {
+          var d: Float = 0
+          for k in 0..<s.rank { d += p.values[s.b + i * s.rank + k] * p.values[s.a + k * cols + j] }
+          out[i * cols + j] += s.scale * d
+        }
+      }
+      return out
+    }
+    let merged = try LlamaModel(path: mergedPath)
+    let toks = TrainingCheck.tokens(18, vocab: m.config.vocabSize, seed: 12)
+    let a = try LoRATrainingContext(model: m, rank: 3, maxTokens: 32, threads: 2)
+      .tokenLogProbs(tokens: toks, promptLength: 4, adapter: p)
+    let b = try LoRATrainingContext(model: merged, rank: 3, maxTokens: 32, threads: 2)
+      .tokenLogProbs(tokens: toks, promptLength: 4, adapter: nil)
+    let base = try LoRATrainingContext(model: m, rank: 3, maxTokens: 32, threads: 2)
+      .tokenLogProbs(tokens: toks, promptLength: 4, adapter: nil)
+    let err = zip(a, b).map { abs($0 - $1) }.max()!
+    #expect(err < 1e-4, "unmerged vs merged: \(err)")
+    #expect(zip(a, base).map { abs($0 - $1) }.max()! > 1e-2)
+  }
+
   @Test func zeroBAdapterEqualsTheBase() throws {
     let m = try TrainingCheck.tinyModel()
     let layout = try LoRALayout(config: m.config, rank: 4, alpha: 8)

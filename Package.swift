@@ -50,7 +50,9 @@ let package = Package(
       name: "ServerTests", dependencies: ["Server", "Engine", "Learning", "Adapters", "Model", "TestSupport"]),
     .testTarget(
       name: "EngineTests", dependencies: ["Engine", "Model", "Adapters", "TestSupport"]),
-    .testTarget(name: "LearningTests", dependencies: ["Learning", "Model"], resources: [.copy("Fixtures")]),
+    .testTarget(
+      name: "LearningTests", dependencies: ["Learning", "Model", "Adapters", "TestSupport"],
+      resources: [.copy("Fixtures")]),
   ],
   swiftLanguageModes: [.v6]
 )

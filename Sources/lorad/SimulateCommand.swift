@@ -71,6 +71,12 @@ struct SimulateCommand: ParsableCommand {
   var work: String?
   @Option(name: .long, help: "With --connect: the daemon's adapters directory, where the fresh adapter is created.")
   var adapters = "adapters"
+  @Flag(
+    name: .long,
+    help:
+      "Measure only: answer the held-out prompts through the fresh adapter (= the base) and print every preference's up-rate; with --out, one JSON line per answer."
+  )
+  var baselines = false
   @Option(
     name: .customLong("serve-arg"), parsing: .unconditionalSingleValue,
     help: "An extra argument for the daemon this command starts (repeatable), e.g. --serve-arg=--max-sequences=32.")
@@ -131,6 +137,9 @@ struct SimulateCommand: ParsableCommand {
     printError(
       String(format: "simulate: base perplexity %.4f on %d tokens of ", meter.base, meter.scored) + calibration)
 
+    if baselines {
+      return try measureBaselines(sim, heldOut, adapter: name, seconds: { Date().timeIntervalSince(t0) })
+    }
     let user = SimulatedUser(preference: preference)
     let jsonl = try out.map { try JSONLWriter(path: $0) }
     var records: [RoundRecord] = []

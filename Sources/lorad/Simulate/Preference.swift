@@ -11,8 +11,6 @@ enum Preference: String, CaseIterable, Sendable {
   case number
   /// Is or contains a list: a line starting with "- ", "* " or "N. ".
   case list
-  /// Contains a question mark.
-  case question
 
   /// One line on what the user likes, for `--help` and the report.
   var summary: String {
@@ -21,7 +19,6 @@ enum Preference: String, CaseIterable, Sendable {
     case .fewCommas: return "answers with at most two commas"
     case .number: return "answers that mention a number (a digit)"
     case .list: return "answers that are or contain a list (a line starting with '- ', '* ' or 'N. ')"
-    case .question: return "answers that ask something back (contain '?')"
     }
   }
 
@@ -33,7 +30,6 @@ enum Preference: String, CaseIterable, Sendable {
     case .fewCommas: return text.reduce(0) { $0 + ($1 == "," ? 1 : 0) } <= 2
     case .number: return text.contains(where: { $0.isASCII && $0.isNumber })
     case .list: return text.split(separator: "\n").contains(where: Self.isListItem)
-    case .question: return text.contains("?")
     }
   }
 

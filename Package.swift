@@ -53,6 +53,9 @@ let package = Package(
     .testTarget(
       name: "LearningTests", dependencies: ["Learning", "Model", "Adapters", "TestSupport"],
       resources: [.copy("Fixtures")]),
+    // lorad's own pieces (lorad simulate's simulated user, PNG writer, plot); Fixtures holds the
+    // script that made the expected bytes, not files the tests read.
+    .testTarget(name: "LoradTests", dependencies: ["lorad", "Learning"], exclude: ["Fixtures"]),
   ],
   swiftLanguageModes: [.v6]
 )

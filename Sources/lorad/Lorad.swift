@@ -14,5 +14,6 @@ struct Lorad: ParsableCommand {
     subcommands: [
       ServeCommand.self, GenerateCommand.self, TokenizeCommand.self, PerplexityCommand.self, BenchCommand.self,
       AdaptersCommand.self, AskCommand.self, FeedbackCommand.self, LoadtestCommand.self, LogCommand.self,
+      SimulateCommand.self,
     ])
 }

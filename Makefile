@@ -21,10 +21,10 @@ build: deps
 	@$(SWIFT) build -c release --product lorad > .build/build.log 2>&1 || { cat .build/build.log; exit 1; }
 
 serve: model build
-	@echo "The daemon (lorad serve) arrives with the daemon issue; until then, one generation:"
-	$(LORAD) generate --max-tokens 64 "Write a haiku about a small, fast language model."
+	@echo "lorad serve: JSON lines on 127.0.0.1:7411 (try: .build/release/lorad generate --help, or see README)"
+	$(LORAD) serve $(SERVE_FLAGS)
 
-test: model lint
+test: model lint systemd-check
 	@mkdir -p .build && echo "building tests (log: .build/test-build.log)"
 	@$(SWIFT) build --build-tests > .build/test-build.log 2>&1 || { cat .build/test-build.log; exit 1; }
 	@# Tests that pin the kernels' ISA (a process-wide setting) run in a process of their own, so

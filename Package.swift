@@ -28,11 +28,13 @@ let package = Package(
     .target(name: "Tensor", dependencies: ["CKernels", "CBLAS"]),
     .target(name: "Model", dependencies: ["Tensor", "CKernels"]),
     .target(name: "Adapters", dependencies: ["Tensor", "Model"]),
-    .target(name: "Server", dependencies: ["CLibUV"]),
+    .target(name: "Engine", dependencies: ["Model", "Adapters", "CKernels"]),
+    .target(name: "Learning", dependencies: ["CSQLite", "Model", "Adapters"]),
+    .target(name: "Server", dependencies: ["CLibUV", "Engine", "Learning", "Model", "Adapters"]),
     .executableTarget(
       name: "lorad",
       dependencies: [
-        "Model", "Tensor", "Adapters", "Server",
+        "Model", "Tensor", "Adapters", "Engine", "Learning", "Server",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ]),
     .testTarget(name: "TensorTests", dependencies: ["Tensor", "CKernels"], resources: [.copy("Fixtures")]),
@@ -44,7 +46,11 @@ let package = Package(
     .testTarget(
       name: "ModelTests", dependencies: ["Model", "Tensor", "CKernels", "TestSupport"],
       resources: [.copy("Fixtures")]),
-    .testTarget(name: "ServerTests", dependencies: ["Server"]),
+    .testTarget(
+      name: "ServerTests", dependencies: ["Server", "Engine", "Learning", "Adapters", "Model", "TestSupport"]),
+    .testTarget(
+      name: "EngineTests", dependencies: ["Engine", "Model", "Adapters", "TestSupport"]),
+    .testTarget(name: "LearningTests", dependencies: ["Learning", "Model"], resources: [.copy("Fixtures")]),
   ],
   swiftLanguageModes: [.v6]
 )

@@ -26,4 +26,14 @@ public enum BLAS {
       CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb),
       beta, c, Int32(ldc))
   }
+
+  /// C (m×n) = alpha · Aᵀ · B + beta · C where A is k×m row-major (lda) and B is k×n row-major (ldb).
+  public static func gemmTN(
+    m: Int, n: Int, k: Int, alpha: Float = 1, a: UnsafePointer<Float>, lda: Int,
+    b: UnsafePointer<Float>, ldb: Int, beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int
+  ) {
+    cblas_sgemm(
+      CblasRowMajor, CblasTrans, CblasNoTrans, Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb),
+      beta, c, Int32(ldc))
+  }
 }

@@ -41,6 +41,22 @@ struct BenchCommand: ParsableCommand {
   var registryCount: Int = 0
   @Option(name: .customLong("registry-budget"), help: "Registry benchmark: memory budget, in adapters.")
   var registryBudget: Int = 10
+  @Flag(
+    name: .long,
+    help:
+      "Instead: the training benchmark (log π and its LoRA gradient for --train-sequences random sequences on the real model)."
+  )
+  var train = false
+  @Option(name: .customLong("train-sequences"), help: "Training benchmark: sequences per update.")
+  var trainSequences: Int = 16
+  @Option(name: .customLong("train-prompt"), help: "Training benchmark: prompt tokens per sequence.")
+  var trainPrompt: Int = 32
+  @Option(name: .customLong("train-completion"), help: "Training benchmark: completion tokens per sequence.")
+  var trainCompletion: Int = 64
+  @Option(name: .customLong("train-rank"), help: "Training benchmark: LoRA rank (all seven projections).")
+  var trainRank: Int = 8
+  @Option(name: .customLong("train-pass-tokens"), help: "Training benchmark: rows of one forward/backward pass.")
+  var trainPassTokens: Int = 384
 
   func validate() throws {
     guard promptTokens >= 1, genTokens >= 1, repetitions >= 1 else {
@@ -50,6 +66,12 @@ struct BenchCommand: ParsableCommand {
     guard (1...512).contains(sequences), promptTokens >= sequences else {
       throw ValidationError("--sequences must be in 1...512 and at most --prompt-tokens")
     }
+    guard trainSequences >= 1, trainPrompt >= 1, trainCompletion >= 1, (1...256).contains(trainRank),
+      trainPassTokens >= 1
+    else {
+      throw ValidationError(
+        "--train-sequences, --train-prompt, --train-completion, --train-rank and --train-pass-tokens must be positive")
+    }
     guard distinctAdapters >= 0, distinctAdapters <= sequences, (1...256).contains(rank) else {
       throw ValidationError("--distinct-adapters must be in 0...--sequences and --rank in 1...256")
     }
@@ -57,6 +79,12 @@ struct BenchCommand: ParsableCommand {
 
   func run() throws {
     let m = try modelOptions.load()
+    if train {
+      try runTrainBench(
+        m, sequences: trainSequences, promptTokens: trainPrompt, completionTokens: trainCompletion, rank: trainRank,
+        passTokens: trainPassTokens)
+      return
+    }
     if registryCount > 0 {
       try runRegistryBench(m, count: registryCount, budgetOf: registryBudget)
       return

@@ -36,7 +36,8 @@ struct GenerateCommand: ParsableCommand {
   func run() throws {
     let m = try modelOptions.load()
     let ctx = LlamaContext(
-      model: m.model, threads: modelOptions.threads, maxBatch: 256, maxContext: modelOptions.ctx, maxLogitRows: 1)
+      model: m.model, threads: modelOptions.threads, maxBatch: Generator.defaultPrefillChunk,
+      maxContext: modelOptions.ctx, maxLogitRows: 1)
     let gen = Generator(context: ctx, tokenizer: m.tokenizer)
     let (mix, leases) = try adapterOptions.resolve(config: m.model.config)
     defer { leases.forEach { $0.release() } }

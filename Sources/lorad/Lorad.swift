@@ -8,10 +8,11 @@ struct Lorad: ParsableCommand {
     discussion: """
       The default model is models/SmolLM2-135M-Instruct.Q4_1.gguf (fetch it with `make model`).
       Adapters: --adapter on generate, perplexity and bench; `lorad adapters` manages them.
-      The daemon (`lorad serve`) and online learning arrive with later issues; see README.
+      `lorad serve` runs the daemon; `lorad log` reads its feedback log (STATE/lorad.db). Online
+      learning from feedback arrives with a later issue (README).
       """,
     subcommands: [
-      GenerateCommand.self, TokenizeCommand.self, PerplexityCommand.self, BenchCommand.self, AdaptersCommand.self,
-      AskCommand.self, FeedbackCommand.self, LoadtestCommand.self,
+      ServeCommand.self, GenerateCommand.self, TokenizeCommand.self, PerplexityCommand.self, BenchCommand.self,
+      AdaptersCommand.self, AskCommand.self, FeedbackCommand.self, LoadtestCommand.self, LogCommand.self,
     ])
 }

@@ -11,6 +11,11 @@ final class TestClient {
   let fd: Int32
   private var buffer: [UInt8] = []
 
+  /// Seconds a read waits before giving up.
+  var timeout: Int = 3 {
+    didSet { setTimeout() }
+  }
+
   init(tcpPort: Int, receiveBufferBytes: Int32? = nil) throws {
     fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     guard fd >= 0 else { throw POSIXError(.EIO) }
@@ -54,11 +59,14 @@ final class TestClient {
   }
 
   private func setTimeout() {
-    var tv = timeval(tv_sec: 3, tv_usec: 0)
+    var tv = timeval(tv_sec: timeout, tv_usec: 0)
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
   }
 
   deinit { Glibc.close(fd) }
+
+  /// Closes the sending side (the server sees EOF; replies can still come).
+  func shutdownWrite() { Glibc.shutdown(fd, Int32(SHUT_WR)) }
 
   func send(_ text: String) { send(Array(text.utf8)) }
 

@@ -21,6 +21,9 @@ public struct GenerationResult: Sendable {
 /// context's batch size, then token-by-token decode with sampling, streaming UTF-8-safe text
 /// and honouring stop strings and end-of-generation tokens.
 public final class Generator: @unchecked Sendable {  // owned by one compute thread
+  /// Prompt tokens per forward step in `lorad generate` and in the daemon's scheduler: both feed a
+  /// prompt in the same chunks, so a sequence's arithmetic is the same alone or served.
+  public static let defaultPrefillChunk = 256
   public let context: LlamaContext
   public let tokenizer: Tokenizer
   private let batch: Batch

@@ -24,6 +24,8 @@ public final class Connection {
   private var state = State.open
   private var reading = false
   private var paused = false
+  /// The client sent EOF: nothing more to read, replies may still be coming.
+  private var inputEnded = false
   private var openHandles = 2
   private var closeReason = CloseReason.normal
 
@@ -54,7 +56,7 @@ public final class Connection {
   }
 
   private func resumeReading() {
-    guard state == .open, !reading, !paused else { return }
+    guard state == .open, !reading, !paused, !inputEnded else { return }
     let rc = uv_read_start(
       stream,
       { handle, _, buf in
@@ -85,7 +87,13 @@ public final class Connection {
         // The client is done sending: a last line without '\n' still counts.
         if !pending.isEmpty { pending.append(0x0A) }
         processLines()
-        if state == .open { closeAfterFlush() }
+        guard state == .open else { return }
+        if let onEnd = server.onEndOfInput {
+          inputEnded = true
+          onEnd(id)
+        } else {
+          closeAfterFlush()
+        }
       } else {
         close(.error(UVError(code: Int32(nread), operation: "read").description))
       }

@@ -15,11 +15,17 @@ public final class LineServer: @unchecked Sendable {  // see above: loop thread,
   public typealias Handler = (Request, Connection) -> Void
   /// Called on the loop thread once per connection, when it has closed.
   public typealias CloseHandler = (ConnectionID, CloseReason) -> Void
+  /// Called on the loop thread when a client has finished sending (EOF after its last line).
+  /// The connection stays open for replies still coming until `finish(_:)`; without a handler
+  /// it closes once what is queued is written.
+  public typealias EndOfInputHandler = (ConnectionID) -> Void
 
   public let configuration: ServerConfiguration
   let decoder: RequestDecoder
   let handler: Handler
   let onClose: CloseHandler?
+  /// Set before `start()`; see `EndOfInputHandler`.
+  public var onEndOfInput: EndOfInputHandler?
 
   // Loop thread only (or the thread in `start()` before the loop thread exists).
   let loop: UnsafeMutablePointer<uv_loop_t>
@@ -38,6 +44,9 @@ public final class LineServer: @unchecked Sendable {  // see above: loop thread,
   private enum Command {
     case send(ConnectionID, [UInt8])
     case close(ConnectionID)
+    case finish(ConnectionID)
+    case finishAll
+    case stopListening
   }
   private let outboxLock = NSLock()
   private var outbox: [Command] = []  // guarded by outboxLock
@@ -156,6 +165,23 @@ public final class LineServer: @unchecked Sendable {  // see above: loop thread,
     }
   }
 
+  /// Closes connection `id` once everything queued before this call is written. Any thread.
+  public func finish(_ id: ConnectionID) { enqueue(.finish(id)) }
+
+  /// Closes every connection once what is queued for it is written. Any thread.
+  public func finishAll() { enqueue(.finishAll) }
+
+  /// Stops accepting connections (the listeners close; open connections go on). Any thread.
+  public func stopListening() { enqueue(.stopListening) }
+
+  private func enqueue(_ c: Command) {
+    outboxLock.withLock {
+      guard accepting else { return }
+      outbox.append(c)
+      uv_async_send(async)
+    }
+  }
+
   /// A snapshot of the running totals. Any thread.
   public var counters: ServerCounters { countersLock.withLock { _counters } }
 
@@ -176,6 +202,9 @@ public final class LineServer: @unchecked Sendable {  // see above: loop thread,
       switch command {
       case .send(let id, let line): connections[id]?.send(line: line)
       case .close(let id): connections[id]?.close(.normal)
+      case .finish(let id): connections[id]?.closeAfterFlush()
+      case .finishAll: for c in connections.values { c.closeAfterFlush() }
+      case .stopListening: closeListeners()
       }
     }
     if stop { closeEverything() }
@@ -183,15 +212,20 @@ public final class LineServer: @unchecked Sendable {  // see above: loop thread,
 
   /// Loop thread: closes listeners, connections and the async handle; `uv_run` then returns.
   private func closeEverything() {
-    for l in listeners {
-      uv_close(l.assumingMemoryBound(to: uv_handle_t.self)) { h in UnsafeMutableRawPointer(h!).deallocate() }
-    }
-    listeners = []
+    closeListeners()
     for c in connections.values { c.close(.normal) }
     if asyncReady {
       asyncReady = false
       uv_close(asHandle(async)) { h in UnsafeMutableRawPointer(h!).deallocate() }
     }
+  }
+
+  /// Loop thread: closes the listeners (no new connections).
+  private func closeListeners() {
+    for l in listeners {
+      uv_close(l.assumingMemoryBound(to: uv_handle_t.self)) { h in UnsafeMutableRawPointer(h!).deallocate() }
+    }
+    listeners = []
   }
 
   /// Loop thread: a listener has a connection waiting.

@@ -70,14 +70,36 @@ import Testing
     let kto = KTOLoss.balanced(desirableCount: 1, undesirableCount: 1)
     var losses: [Double] = []
     var now = ref
-    for _ in 0..<8 {
-      let batch = (0..<2).map { KTOExample(logProb: now[$0], referenceLogProb: ref[$0], desirable: liked[$0]) }
-      let (loss, weights, _) = kto.evaluate(batch, referencePoint: 0)
-      losses.append(loss)
+    for step in 0..<8 {
       var g = LoRAGradients(layout: layout)
-      var weighted = seqs
-      for i in 0..<2 { weighted[i].weight = Float(weights[i]) }
-      try ctx.accumulateGradient(weighted, adapter: p, into: &g)
+      if step == 0 {
+        // The two-call form (log π first, then weights, then forward + backward) ...
+        let batch = (0..<2).map { KTOExample(logProb: now[$0], referenceLogProb: ref[$0], desirable: liked[$0]) }
+        let (loss, weights, _) = kto.evaluate(batch, referencePoint: 0)
+        losses.append(loss)
+        var weighted = seqs
+        for i in 0..<2 { weighted[i].weight = Float(weights[i]) }
+        try ctx.accumulateGradient(weighted, adapter: p, into: &g)
+        // ... equals the one-forward form that picks each weight from the forward's own log π.
+        var g1 = LoRAGradients(layout: layout)
+        try ctx.accumulateGradient(seqs, adapter: p, into: &g1) { i, lp in
+          Float(
+            kto.example(
+              .init(logProb: lp.total, referenceLogProb: ref[i], desirable: liked[i]),
+              referencePoint: 0, batchSize: 2
+            ).weight)
+        }
+        #expect(g.values == g1.values)
+      } else {
+        var loss: Double = 0
+        try ctx.accumulateGradient(seqs, adapter: p, into: &g) { i, lp in
+          let t = kto.example(
+            .init(logProb: lp.total, referenceLogProb: ref[i], desirable: liked[i]), referencePoint: 0, batchSize: 2)
+          loss += t.loss
+          return Float(t.weight)
+        }
+        losses.append(loss)
+      }
       try opt.update(&p, gradients: &g)
       now = try ctx.logProbs(seqs, adapter: p).map(\.total)
     }

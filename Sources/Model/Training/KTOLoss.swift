@@ -67,22 +67,24 @@ public struct KTOLoss: Sendable {
     loss: Double, weights: [Double], rewards: [Double]
   ) {
     guard !batch.isEmpty else { return (0, [], []) }
-    let n = Double(batch.count)
-    var loss: Double = 0
-    var weights: [Double] = []
-    var rewards: [Double] = []
-    for e in batch {
-      let r = e.logProb - e.referenceLogProb
-      // u is the sigmoid's argument; d(1 − σ(u))/du = −σ(u)(1 − σ(u)), du/dr = ±β.
-      let u = e.desirable ? beta * (r - z) : beta * (z - r)
-      let s = Self.sigmoid(u)
-      let lambda = e.desirable ? desirableWeight : undesirableWeight
-      loss += lambda * (1 - s)
-      let dLdu = -lambda * s * (1 - s)
-      weights.append(dLdu * (e.desirable ? beta : -beta) / n)
-      rewards.append(beta * r)
-    }
-    return (loss / n, weights, rewards)
+    let terms = batch.map { example($0, referencePoint: z, batchSize: batch.count) }
+    return (terms.reduce(0) { $0 + $1.loss }, terms.map(\.weight), terms.map(\.reward))
+  }
+
+  /// One example's share of the mean loss over a batch of `batchSize`, its weight
+  /// dLoss/dlog π_θ(y|x), and its reward β·r: what `accumulateGradient(weighting:)` needs per
+  /// sequence once z is known.
+  public func example(_ e: KTOExample, referencePoint z: Double, batchSize: Int) -> (
+    loss: Double, weight: Double, reward: Double
+  ) {
+    let n = Double(max(1, batchSize))
+    let r = e.logProb - e.referenceLogProb
+    // u is the sigmoid's argument; d(1 − σ(u))/du = −σ(u)(1 − σ(u)), du/dr = ±β.
+    let u = e.desirable ? beta * (r - z) : beta * (z - r)
+    let s = Self.sigmoid(u)
+    let lambda = e.desirable ? desirableWeight : undesirableWeight
+    let dLdu = -lambda * s * (1 - s)
+    return (lambda * (1 - s) / n, dLdu * (e.desirable ? beta : -beta) / n, beta * r)
   }
 
   /// σ(u) = 1 / (1 + e^(−u)), without overflow for large |u|.

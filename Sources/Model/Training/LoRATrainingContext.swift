@@ -201,7 +201,7 @@ public final class LoRATrainingContext: @unchecked Sendable {  // owned by one t
 
   /// log π(y|x) of each sequence under the base plus `adapter` (nil: the base alone).
   public func logProbs(_ sequences: [TrainingSequence], adapter: LoRAParameters?) throws -> [SequenceLogProb] {
-    try run(sequences, adapter: adapter, grads: nil)
+    try run(sequences, adapter: adapter, grads: nil, weighting: nil)
   }
 
   /// log π(y|x) of one sequence: the sum over its completion tokens.
@@ -224,7 +224,28 @@ public final class LoRATrainingContext: @unchecked Sendable {  // owned by one t
       throw TrainingError.layoutMismatch("the gradients were made for another adapter layout than the parameters")
     }
     return try gradients.values.withUnsafeMutableBufferPointer { g in
-      try run(sequences, adapter: adapter, grads: g.baseAddress!)
+      try run(sequences, adapter: adapter, grads: g.baseAddress!, weighting: nil)
+    }
+  }
+
+  /// Adds ∇_θ Σ_s w_s · log π_θ(y_s|x_s) into `gradients` where each weight w_s is chosen from
+  /// the sequence's own log π_θ, computed by the same forward the backward then uses: one
+  /// forward and one backward, where a loss needing log π_θ first (KTO: the weight is
+  /// dLoss/dlog π at the current policy) would otherwise cost a second forward.
+  /// `weighting(s, log π_θ of sequence s)` is called once per sequence (s indexes `sequences`)
+  /// before its backward; `sequences[s].weight` is ignored. Returns each sequence's log π_θ.
+  @discardableResult
+  public func accumulateGradient(
+    _ sequences: [TrainingSequence], adapter: LoRAParameters, into gradients: inout LoRAGradients,
+    weighting: (Int, SequenceLogProb) -> Float
+  ) throws -> [SequenceLogProb] {
+    guard gradients.layout == adapter.layout else {
+      throw TrainingError.layoutMismatch("the gradients were made for another adapter layout than the parameters")
+    }
+    return try withoutActuallyEscaping(weighting) { w in
+      try gradients.values.withUnsafeMutableBufferPointer { g in
+        try run(sequences, adapter: adapter, grads: g.baseAddress!, weighting: w)
+      }
     }
   }
 
@@ -244,7 +265,8 @@ public final class LoRATrainingContext: @unchecked Sendable {  // owned by one t
   /// Checks the sequences and the adapter, packs the sequences into passes of at most
   /// `maxTokens` rows, and runs forward (and backward) over each.
   func run(
-    _ sequences: [TrainingSequence], adapter: LoRAParameters?, grads: UnsafeMutablePointer<Float>?
+    _ sequences: [TrainingSequence], adapter: LoRAParameters?, grads: UnsafeMutablePointer<Float>?,
+    weighting: ((Int, SequenceLogProb) -> Float)?
   ) throws -> [SequenceLogProb] {
     if let adapter { try check(adapter.layout) }
     for (i, s) in sequences.enumerated() {
@@ -270,7 +292,7 @@ public final class LoRATrainingContext: @unchecked Sendable {  // owned by one t
         end += 1
       }
       let pass = sequences[start..<end]
-      out += passLogProbs(pass, adapter: adapter, grads: grads)
+      out += passLogProbs(pass, adapter: adapter, grads: grads) { k, lp in weighting?(start + k, lp) }
       start = end
     }
     return out
@@ -292,17 +314,30 @@ public final class LoRATrainingContext: @unchecked Sendable {  // owned by one t
     }
   }
 
-  /// One pass: forward over the sequences (rows of all sequences side by side), then backward
-  /// when gradients are wanted.
+  /// One pass: forward over the sequences (rows of all sequences side by side), then, when
+  /// gradients are wanted, each sequence's weight (`weighting(k, log π)` for the k-th sequence of
+  /// the pass, or its own `weight` when that returns nil) and the backward.
   func passLogProbs(
-    _ pass: ArraySlice<TrainingSequence>, adapter: LoRAParameters?, grads: UnsafeMutablePointer<Float>?
+    _ pass: ArraySlice<TrainingSequence>, adapter: LoRAParameters?, grads: UnsafeMutablePointer<Float>?,
+    weighting: (Int, SequenceLogProb) -> Float?
   ) -> [SequenceLogProb] {
     layOut(pass)
     let layout = adapter?.layout
     func body(_ params: UnsafePointer<Float>?) -> [SequenceLogProb] {
       forward(pass, layout: layout, params: params, keepSoftmax: grads != nil)
-      if let grads, let layout, let params { backward(layout: layout, params: params, grads: grads) }
-      return collect(pass)
+      let result = collect(pass)
+      if let grads, let layout, let params {
+        var j = 0
+        for (k, s) in pass.enumerated() {
+          let w = weighting(k, result[k]) ?? s.weight
+          for _ in 0..<s.completionLength {
+            logitWeight[j] = w
+            j += 1
+          }
+        }
+        backward(layout: layout, params: params, grads: grads)
+      }
+      return result
     }
     if let adapter {
       return adapter.values.withUnsafeBufferPointer { body($0.baseAddress!) }

@@ -24,7 +24,7 @@ serve: model build
 	@echo "lorad serve: JSON lines on 127.0.0.1:7411 (try: .build/release/lorad generate --help, or see README)"
 	$(LORAD) serve $(SERVE_FLAGS)
 
-test: model lint
+test: model lint systemd-check
 	@mkdir -p .build && echo "building tests (log: .build/test-build.log)"
 	@$(SWIFT) build --build-tests > .build/test-build.log 2>&1 || { cat .build/test-build.log; exit 1; }
 	@# Tests that pin the kernels' ISA (a process-wide setting) run in a process of their own, so

@@ -50,7 +50,9 @@ let package = Package(
       name: "ServerTests", dependencies: ["Server", "Engine", "Learning", "Adapters", "Model", "TestSupport"]),
     .testTarget(
       name: "EngineTests", dependencies: ["Engine", "Model", "Adapters", "TestSupport"]),
-    .testTarget(name: "LearningTests", dependencies: ["Learning", "Model"], resources: [.copy("Fixtures")]),
+    .testTarget(
+      name: "LearningTests", dependencies: ["Learning", "Model", "Adapters", "TestSupport"],
+      resources: [.copy("Fixtures")]),
     // lorad's own pieces (lorad simulate's simulated user, PNG writer, plot); Fixtures holds the
     // script that made the expected bytes, not files the tests read.
     .testTarget(name: "LoradTests", dependencies: ["lorad", "Learning"], exclude: ["Fixtures"]),

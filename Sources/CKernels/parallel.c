@@ -1,6 +1,9 @@
-// Multi-threaded fronts: split the rows of a product (or a dequantization) evenly across the
-// pool, in multiples of 16 rows so every thread runs whole 4-row tiles.
+// Multi-threaded fronts: split the rows of a product (or a dequantization) into chunks of the
+// pool, in multiples of 16 rows so every chunk runs whole 4-row tiles. Products use
+// PRODUCT_CHUNKS chunks per thread, so a thread that loses its core leaves little undone.
 #include "internal.h"
+
+enum { PRODUCT_CHUNKS = 4 };
 
 typedef struct {
   int wtype;
@@ -33,7 +36,7 @@ void lk_matvec_mt(lk_pool *pool, int wtype, float *y, const void *W, const void 
     lk_matvec(wtype, y, W, xq, ncols, 0, nrows);
     return;
   }
-  lk_pool_run(pool, matvec_task, &j);
+  lk_pool_run_chunks(pool, matvec_task, &j, PRODUCT_CHUNKS * lk_pool_threads(pool));
 }
 
 static void matmul_task(void *ctx, int ith, int nth) {
@@ -50,7 +53,7 @@ void lk_matmul_mt(lk_pool *pool, int wtype, float *Y, int64_t ldy, const void *W
     lk_matmul(wtype, Y, ldy, W, Xq, xstride, ntok, ncols, 0, nrows);
     return;
   }
-  lk_pool_run(pool, matmul_task, &j);
+  lk_pool_run_chunks(pool, matmul_task, &j, PRODUCT_CHUNKS * lk_pool_threads(pool));
 }
 
 typedef struct {

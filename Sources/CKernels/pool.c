@@ -1,11 +1,20 @@
 // The compute thread pool: nthreads - 1 worker pthreads plus the caller as thread 0.
 //
-// A job is published by bumping `gen` (release) after storing fn/ctx; workers spin on `gen`
-// for a short while (~SPIN_NS), then sleep on it (futex on Linux, a condition variable
-// elsewhere). `sleepers` tells the caller whether a wake-up call is needed: the worker
-// increments it before its last look at `gen`, the caller bumps `gen` before reading it (both
-// sequentially consistent), so one of them always sees the other. The caller runs its share,
-// then spins until `done` reaches nthreads - 1.
+// A job is split into chunks that any thread may claim: `fn(ctx, chunk, nchunks)` runs once
+// for every chunk, never twice at the same time, so a chunk index may also select a per-thread
+// scratch area when nchunks <= nthreads. Claiming (not a fixed share per thread) matters when
+// the cores are shared: a worker that is not scheduled leaves its chunks to whoever runs, and
+// the caller waits only for chunks claimed, never for a thread to show up.
+//
+// Publishing: the caller stores fn/ctx, then `ticket` = (job, nchunks, next = 0) (release),
+// then bumps `gen`. Threads claim by CAS on `ticket`; a claim only succeeds while the ticket
+// still names the job the thread saw, so a late worker can never take a chunk of a newer job
+// with an older fn. fn/ctx of a job are not overwritten before all its chunks are `completed`,
+// which includes any chunk a slow thread has claimed. Workers spin on `gen` for a short while
+// (~SPIN_NS), then sleep on it (futex on Linux, a condition variable elsewhere). `sleepers`
+// tells the caller whether a wake-up call is needed: the worker increments it before its last
+// look at `gen`, the caller bumps `gen` before reading it (both sequentially consistent), so
+// one of them always sees the other.
 #include "internal.h"
 #include <pthread.h>
 #include <sched.h>
@@ -25,7 +34,8 @@ struct lk_pool {
   pthread_t *threads;  // (nth - 1) workers
   struct lk_worker *workers;
   _Alignas(64) _Atomic uint32_t gen;  // job generation; also the futex word
-  _Alignas(64) _Atomic int done;      // workers finished with the current job
+  _Alignas(64) _Atomic uint64_t ticket;  // job (24 bits) | nchunks (20) | next chunk to claim (20)
+  _Alignas(64) _Atomic int completed;    // chunks of the current job finished
   _Alignas(64) _Atomic int sleepers;  // workers asleep (or about to sleep) on gen
   _Atomic int parked;                 // set by lk_pool_park: spinning workers go to sleep now
   _Atomic int quit;
@@ -79,6 +89,30 @@ static void wake_all(lk_pool *p) {
 #endif
 }
 
+enum { TICKET_BITS = 20 };
+#define TICKET_MASK ((UINT64_C(1) << TICKET_BITS) - 1)
+
+LK_INLINE uint64_t make_ticket(uint32_t job, int nchunks) {
+  return ((uint64_t)(job & 0xFFFFFF) << (2 * TICKET_BITS)) | ((uint64_t)nchunks << TICKET_BITS);
+}
+
+/// Claims and runs chunks of job `job` until none is left (or a newer job has replaced it).
+static void run_chunks(lk_pool *p, uint32_t job) {
+  const uint64_t want = (uint64_t)(job & 0xFFFFFF);
+  uint64_t t = atomic_load_explicit(&p->ticket, memory_order_acquire);
+  for (;;) {
+    if ((t >> (2 * TICKET_BITS)) != want) return;
+    const uint64_t n = (t >> TICKET_BITS) & TICKET_MASK, c = t & TICKET_MASK;
+    if (c >= n) return;
+    if (!atomic_compare_exchange_weak_explicit(&p->ticket, &t, t + 1, memory_order_acq_rel, memory_order_acquire))
+      continue;
+    lk_isa_thread = p->isa;
+    p->fn(p->ctx, (int)c, (int)n);
+    atomic_fetch_add_explicit(&p->completed, 1, memory_order_release);
+    t = atomic_load_explicit(&p->ticket, memory_order_acquire);
+  }
+}
+
 static void *worker_main(void *arg) {
   struct lk_worker *w = arg;
   lk_pool *p = w->pool;
@@ -108,9 +142,7 @@ static void *worker_main(void *arg) {
     }
     seen = g;
     if (atomic_load_explicit(&p->quit, memory_order_acquire)) break;
-    lk_isa_thread = p->isa;
-    p->fn(p->ctx, w->ith, p->nth);
-    atomic_fetch_add_explicit(&p->done, 1, memory_order_release);
+    run_chunks(p, g);
   }
   return NULL;
 }
@@ -158,30 +190,37 @@ void lk_pool_destroy(lk_pool *p) {
 
 int lk_pool_threads(const lk_pool *p) { return p ? p->nth : 1; }
 
-void lk_pool_run(lk_pool *p, lk_task_fn fn, void *ctx) {
-  if (!p || p->nth == 1) {
-    fn(ctx, 0, 1);
+void lk_pool_run_chunks(lk_pool *p, lk_task_fn fn, void *ctx, int nchunks) {
+  if (nchunks < 1) return;
+  if (nchunks > (int)TICKET_MASK) nchunks = (int)TICKET_MASK;
+  if (!p || p->nth == 1 || nchunks == 1) {
+    for (int c = 0; c < nchunks; c++) fn(ctx, c, nchunks);
     return;
   }
+  const int saved_isa = lk_isa_thread;
   p->fn = fn;
   p->ctx = ctx;
-  p->isa = lk_isa_thread;
-  atomic_store_explicit(&p->done, 0, memory_order_relaxed);
+  p->isa = saved_isa;
+  atomic_store_explicit(&p->completed, 0, memory_order_relaxed);
   if (atomic_load_explicit(&p->parked, memory_order_relaxed)) atomic_store_explicit(&p->parked, 0, memory_order_relaxed);
-  atomic_fetch_add(&p->gen, 1);  // seq_cst: publishes fn/ctx/done, ordered before the sleepers check
+  const uint32_t job = atomic_load_explicit(&p->gen, memory_order_relaxed) + 1;  // only the caller writes gen
+  atomic_store_explicit(&p->ticket, make_ticket(job, nchunks), memory_order_release);
+  atomic_fetch_add(&p->gen, 1);  // seq_cst: publishes the job, ordered before the sleepers check
   if (atomic_load(&p->sleepers) > 0) wake_all(p);
-  fn(ctx, 0, p->nth);
-  const int want = p->nth - 1;
+  run_chunks(p, job);
+  lk_isa_thread = saved_isa;
   int64_t t0 = 0;
-  for (int spins = 1; atomic_load_explicit(&p->done, memory_order_acquire) != want; spins++) {
+  for (int spins = 1; atomic_load_explicit(&p->completed, memory_order_acquire) != nchunks; spins++) {
     cpu_relax();
-    if ((spins & 255) == 0) {  // a worker may be waiting for a core: give ours up now and then
+    if ((spins & 255) == 0) {  // a worker holding a chunk may be waiting for a core: give ours up now and then
       int64_t t = now_ns();
       if (!t0) t0 = t;
       else if (t - t0 > YIELD_NS) sched_yield();
     }
   }
 }
+
+void lk_pool_run(lk_pool *p, lk_task_fn fn, void *ctx) { lk_pool_run_chunks(p, fn, ctx, p ? p->nth : 1); }
 
 void lk_pool_park(lk_pool *p) {
   if (p && p->nth > 1) atomic_store_explicit(&p->parked, 1, memory_order_relaxed);

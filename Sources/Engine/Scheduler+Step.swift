@@ -9,6 +9,8 @@ extension Scheduler {
     case failed(EngineFailure)
     /// The adapters do not fit beside those leased by running sequences: wait for one to end.
     case noRoom
+    /// An adapter is not resident: the loader reads it; the request comes back when it has.
+    case loading
   }
 
   // MARK: admission
@@ -27,14 +29,82 @@ extension Scheduler {
         lock.unlock()
         onEvent(.started(p.job.key, request: p.request, adapters: s.applied))
       } catch AdmitError.noRoom {
-        unpop(p)
-        return
+        blocked.append(p)
+      } catch AdmitError.loading {
+        loading[p.job.key] = p
       } catch AdmitError.failed(let f) {
         fail(p, f)
       } catch {
         fail(p, .internalError("\(error)"))
       }
     }
+  }
+
+  /// The loader is done with a request's adapters: back in line (first of its connection) with
+  /// the leases, or failed, or blocked until a sequence ends.
+  func loadFinished(_ key: RequestKey, _ result: Result<[AdapterLease], Error>) {
+    guard let p = loading.removeValue(forKey: key) else {
+      // Cancelled meanwhile.
+      if case .success(let leases) = result { leases.forEach { $0.release() } }
+      return
+    }
+    switch result {
+    case .success(let leases):
+      preloaded[key] = leases
+      unpop(p)
+    case .failure(let e as RegistryError):
+      if case .budgetExhausted = e { blocked.append(p) } else { fail(p, Self.failure(e)) }
+    case .failure(let e):
+      fail(p, .internalError("adapter could not be loaded: \(e)"))
+    }
+  }
+
+  static func failure(_ e: RegistryError) -> EngineFailure {
+    switch e {
+    case .badName, .unknownAdapter, .unknownVersion, .badCurrent: return .adapterNotFound(e.description)
+    default: return .internalError(e.description)
+    }
+  }
+
+  /// Resolves a request's adapters and leases them when all are resident; otherwise hands the
+  /// load to the loader (`AdmitError.loading`).
+  private func lease(_ job: GenerationJob, registry: AdapterRegistry) throws -> [AdapterLease] {
+    if let leases = preloaded.removeValue(forKey: job.key) { return leases }
+    var refs: [AdapterRef] = []
+    do {
+      for choice in job.adapters { refs.append(try registry.resolve(choice.spec)) }
+    } catch let e as RegistryError {
+      throw AdmitError.failed(Self.failure(e))
+    } catch {
+      throw AdmitError.failed(.adapterNotFound("\(error)"))
+    }
+    if refs.allSatisfy({ registry.isResident($0) }) {
+      var leases: [AdapterLease] = []
+      do {
+        for r in refs { leases.append(try registry.acquire(r)) }
+        return leases
+      } catch {
+        leases.forEach { $0.release() }  // evicted meanwhile: load it off this thread
+      }
+    }
+    let key = job.key
+    let wanted = refs
+    loader.async { [self] in
+      var leases: [AdapterLease] = []
+      let result: Result<[AdapterLease], Error>
+      do {
+        for r in wanted { leases.append(try registry.acquire(r)) }
+        result = .success(leases)
+      } catch {
+        leases.forEach { $0.release() }
+        result = .failure(error)
+      }
+      lock.lock()
+      loaded[key] = result
+      lock.broadcast()
+      lock.unlock()
+    }
+    throw AdmitError.loading
   }
 
   private func fail(_ p: Pending, _ f: EngineFailure) {
@@ -75,30 +145,13 @@ extension Scheduler {
     guard maxTokens >= 1 else { throw AdmitError.failed(.badRequest("max_tokens must be at least 1")) }
 
     var leases: [AdapterLease] = []
-    var applied: [AppliedAdapter] = []
     if !job.adapters.isEmpty {
       guard let registry else {
         throw AdmitError.failed(.adapterNotFound("this server has no adapters directory; start it with --adapters DIR"))
       }
-      do {
-        for choice in job.adapters {
-          let lease = try registry.acquire(choice.spec)
-          leases.append(lease)
-          applied.append(AppliedAdapter(name: lease.name, version: lease.version, scale: choice.scale))
-        }
-      } catch let e as RegistryError {
-        for l in leases { l.release() }
-        switch e {
-        case .budgetExhausted: throw AdmitError.noRoom
-        case .badName, .unknownAdapter, .unknownVersion, .badCurrent:
-          throw AdmitError.failed(.adapterNotFound(e.description))
-        default: throw AdmitError.failed(.internalError(e.description))
-        }
-      } catch {
-        for l in leases { l.release() }
-        throw AdmitError.failed(.internalError("adapter could not be loaded: \(error)"))
-      }
+      leases = try lease(job, registry: registry)
     }
+    let applied = zip(leases, job.adapters).map { AppliedAdapter(name: $0.name, version: $0.version, scale: $1.scale) }
     let (mix, mixKey) = useMix(leases: leases, applied: applied)
     let cache = freeCaches.popLast() ?? context.makeCache(capacity: ctx)
     cache.truncate(to: 0)
@@ -238,6 +291,9 @@ extension Scheduler {
     s.cache.truncate(to: 0)
     freeCaches.append(s.cache)
     live.removeAll { $0 === s }
+    // Adapter memory may have come free: the blocked requests try again.
+    for p in blocked.reversed() { unpop(p) }
+    blocked.removeAll()
     lock.lock()
     left(s.job.key)
     liveCount = live.count

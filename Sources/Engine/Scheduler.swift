@@ -32,6 +32,8 @@ public final class Scheduler: @unchecked Sendable {  // shared fields under `loc
   var inbox: [Pending] = []
   var cancels: [RequestKey] = []
   var closedOwners: [UInt64] = []
+  /// Adapter loads finished by the loader, by request: the leases, or why they failed.
+  var loaded: [RequestKey: Result<[AdapterLease], Error>] = [:]
   /// Submitted and not yet done or failed.
   var inFlight: Set<RequestKey> = []
   /// In-flight requests per connection.
@@ -54,6 +56,14 @@ public final class Scheduler: @unchecked Sendable {  // shared fields under `loc
   /// Owners with waiting requests, in admission order (round robin).
   var rotation: [UInt64] = []
   var waitingCount = 0
+  /// Requests whose adapters are being read from disk (off this thread, by `loader`).
+  var loading: [RequestKey: Pending] = [:]
+  /// Leases the loader got for a request, used when it is admitted.
+  var preloaded: [RequestKey: [AdapterLease]] = [:]
+  /// Requests whose adapters did not fit beside the leased ones: back in line when a sequence ends.
+  var blocked: [Pending] = []
+  /// Reads adapters from disk so that a cold load never stalls the running streams.
+  let loader = DispatchQueue(label: "lorad-adapter-loader")
   /// Live sequences ordered by `mixKey`, so rows of one adapter mix form one run.
   var live: [LiveSequence] = []
   /// The sequences whose rows asked for logits this step, in batch order.
@@ -192,12 +202,12 @@ public final class Scheduler: @unchecked Sendable {  // shared fields under `loc
   private func run() {
     while true {
       lock.lock()
-      while inbox.isEmpty && cancels.isEmpty && closedOwners.isEmpty && live.isEmpty && waitingCount == 0
-        && !stopRequested && !cancelEverything
+      while inbox.isEmpty && cancels.isEmpty && closedOwners.isEmpty && loaded.isEmpty && live.isEmpty
+        && waitingCount == 0 && !stopRequested && !cancelEverything
       {
         lock.wait()
       }
-      if stopRequested && live.isEmpty && waitingCount == 0 && inbox.isEmpty {
+      if stopRequested && live.isEmpty && waitingCount == 0 && inbox.isEmpty && loading.isEmpty && blocked.isEmpty {
         threadFinished = true
         lock.broadcast()
         lock.unlock()
@@ -210,23 +220,31 @@ public final class Scheduler: @unchecked Sendable {  // shared fields under `loc
       let closed = closedOwners
       closedOwners.removeAll(keepingCapacity: true)
       let everything = cancelEverything
+      let loads = loaded
+      loaded.removeAll(keepingCapacity: true)
       lock.unlock()
 
       for p in arrived { enqueue(p) }
+      for (key, result) in loads { loadFinished(key, result) }
       for k in cancelled { cancelRequest(k) }
       for o in closed { cancelOwner(o) }
       if everything {
-        for o in Array(waiting.keys) { cancelOwner(o) }
+        for o in Set(waiting.keys).union(loading.keys.map(\.owner)).union(blocked.map(\.job.key.owner)) {
+          cancelOwner(o)
+        }
         for s in live { s.cancelled = true }
       }
       removeCancelled()
       admit()
       if live.isEmpty {
-        // Waiting only on adapter memory held elsewhere: look again shortly.
-        if waitingCount > 0 {
+        // Waiting only on adapter memory held elsewhere (no sequence of ours will free it): look
+        // again shortly.
+        if !blocked.isEmpty {
           lock.lock()
-          _ = lock.wait(until: Date(timeIntervalSinceNow: 0.005))
+          _ = lock.wait(until: Date(timeIntervalSinceNow: 0.05))
           lock.unlock()
+          for p in blocked.reversed() { unpop(p) }
+          blocked.removeAll()
         }
         continue
       }
@@ -269,6 +287,14 @@ public final class Scheduler: @unchecked Sendable {  // shared fields under `loc
       s.cancelled = true
       return
     }
+    if let p = loading.removeValue(forKey: key) {
+      endUnstarted(p)
+      return
+    }
+    if let i = blocked.firstIndex(where: { $0.job.key == key }) {
+      endUnstarted(blocked.remove(at: i))
+      return
+    }
     guard var q = waiting[key.owner], let i = q.firstIndex(where: { $0.job.key == key }) else { return }
     let p = q.remove(at: i)
     waitingCount -= 1
@@ -283,6 +309,12 @@ public final class Scheduler: @unchecked Sendable {  // shared fields under `loc
 
   private func cancelOwner(_ owner: UInt64) {
     for s in live where s.job.key.owner == owner { s.cancelled = true }
+    for (k, p) in loading where k.owner == owner {
+      loading[k] = nil
+      endUnstarted(p)
+    }
+    for p in blocked where p.job.key.owner == owner { endUnstarted(p) }
+    blocked.removeAll { $0.job.key.owner == owner }
     if let q = waiting.removeValue(forKey: owner) {
       rotation.removeAll { $0 == owner }
       waitingCount -= q.count
@@ -292,6 +324,7 @@ public final class Scheduler: @unchecked Sendable {  // shared fields under `loc
 
   /// A request cancelled before it was admitted: it ends with `done`, finish `cancelled`.
   private func endUnstarted(_ p: Pending) {
+    for l in preloaded.removeValue(forKey: p.job.key) ?? [] { l.release() }
     let now = DispatchTime.now().uptimeNanoseconds
     let record = GenerationRecord(
       request: p.request, key: p.job.key, who: p.job.who, adapters: [], promptText: "", promptTokens: [],

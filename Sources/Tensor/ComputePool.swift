@@ -1,7 +1,9 @@
 import CKernels
 
 /// The compute threads: the caller plus `threads - 1` workers of the C pool, which spin briefly
-/// between jobs and then sleep. Used from one thread at a time (the compute thread that owns it).
+/// between jobs and then sleep. A job is split into chunks that free threads claim, so one
+/// thread the OS does not schedule never holds a job up. Used from one thread at a time (the
+/// compute thread that owns it).
 public final class ComputePool: @unchecked Sendable {  // used only from its owning compute thread
   public let threads: Int
   let raw: OpaquePointer
@@ -13,16 +15,18 @@ public final class ComputePool: @unchecked Sendable {  // used only from its own
 
   deinit { lk_pool_destroy(raw) }
 
-  /// Runs `body(ith, nth)` for every thread index; returns when all are done. Allocates nothing.
-  public func run(_ body: (Int, Int) -> Void) {
+  /// Runs `body(ith, nth)` once for every `ith` in `0..<nth`, `nth` = `chunks` (default: one per
+  /// thread); returns when all are done. Two runs of one `ith` never overlap, so with the default
+  /// `ith` may select a per-thread scratch. Allocates nothing.
+  public func run(chunks: Int? = nil, _ body: (Int, Int) -> Void) {
     withoutActuallyEscaping(body) { b in
       var box = b
       withUnsafeMutablePointer(to: &box) { p in
-        lk_pool_run(
+        lk_pool_run_chunks(
           raw,
           { ctx, ith, nth in
             ctx!.assumingMemoryBound(to: ((Int, Int) -> Void).self).pointee(Int(ith), Int(nth))
-          }, p)
+          }, p, Int32(chunks ?? threads))
       }
     }
   }

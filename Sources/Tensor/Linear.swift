@@ -152,7 +152,7 @@ public final class LinearWorkspace: @unchecked Sendable {  // owned by one compu
         lk_matmul(w.type.code, y, Int64(ldy), w.data, q, Int64(qs), Int64(n), Int64(w.cols), Int64(r0), Int64(r1))
       }
     }
-    pool.run { ith, nth in
+    pool.run(chunks: 4 * pool.threads) { ith, nth in
       one(p.0, ldy.0, p.1, ith, nth)
       one(p2.0, ldy.1, p2.1, ith, nth)
       if count == 3 { one(p3!.0, ldy.2, p3!.1, ith, nth) }

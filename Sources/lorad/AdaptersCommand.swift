@@ -17,7 +17,7 @@ struct AdaptersCommand: ParsableCommand {
       version), NAME@N (that version) or a path. The model is needed for the shapes of the base \
       weights (--model, $LORAD_MODEL, or models/\(ModelOptions.defaultName)).
       """,
-    subcommands: [List.self, New.self], defaultSubcommand: List.self)
+    subcommands: [List.self, New.self, History.self, Rollback.self, PublishRandom.self], defaultSubcommand: List.self)
 
   /// `--adapters DIR`, shared by the subcommands.
   struct DirectoryOptions: ParsableArguments {

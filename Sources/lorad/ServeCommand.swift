@@ -56,8 +56,31 @@ struct ServeCommand: ParsableCommand {
   var grace = 10.0
   @Option(name: .long, help: "JSON file of client keys; every connection must then authenticate first.")
   var keys: String?
+  @Option(name: .long, help: "Online learning from feedback: on or off.")
+  var learn = "on"
+  @Option(name: .customLong("learn-batch"), help: "New feedback events on an adapter that start a learning run.")
+  var learnBatch = 16
+  @Option(name: .long, help: "Learning objective: kto, dpo (pairs of an up and a down on one prompt) or reinforce.")
+  var loss = "kto"
+  @Option(
+    name: .customLong("learn-threads"),
+    help: "Threads the learner trains on (its CPU share; it also runs at a lower priority than serving).")
+  var learnThreads = 1
+  @Option(name: .customLong("learn-lr"), help: .hidden)
+  var learnLR: Float?
+  @Option(name: .customLong("learn-steps"), help: .hidden)
+  var learnSteps: Int?
+  @Option(
+    name: .long,
+    help: "Text file whose perplexity the learner's gate bounds (default: the GPL-3 preamble, built in).")
+  var calibration: String?
 
   func validate() throws {
+    guard ["on", "off"].contains(learn) else { throw ValidationError("--learn must be on or off") }
+    guard LossKind(rawValue: loss) != nil else { throw ValidationError("--loss must be kto, dpo or reinforce") }
+    guard (1...100_000).contains(learnBatch) else { throw ValidationError("--learn-batch must be 1...100000") }
+    guard (1...256).contains(learnThreads) else { throw ValidationError("--learn-threads must be 1...256") }
+    if let lr = learnLR, !(lr.isFinite && lr > 0) { throw ValidationError("--learn-lr must be positive") }
     guard (1...1024).contains(maxSequences) else { throw ValidationError("--max-sequences must be 1...1024") }
     guard (0...1_000_000).contains(maxQueued) else { throw ValidationError("--max-queued must be 0...1000000") }
     guard maxTokens >= 1 else { throw ValidationError("--max-tokens must be at least 1") }
@@ -112,7 +135,20 @@ struct ServeCommand: ParsableCommand {
     config.graceSeconds = grace
     let log = try FeedbackLog(stateDirectory: state)
     _ = try? log.pruneExpired()
-    let daemon = Daemon(model: m, registry: registry, log: log, policy: policy, configuration: config)
+    var learner: Learner?
+    if learn == "on" {
+      var lc = LearnerConfiguration()
+      lc.loss = LossKind(rawValue: loss) ?? .kto
+      lc.batch = learnBatch
+      lc.threads = learnThreads
+      if let learnLR { lc.learningRate = learnLR }
+      if let learnSteps { lc.stepsPerRun = max(1, learnSteps) }
+      let text = try calibration.map { try String(contentsOfFile: $0, encoding: .utf8) } ?? CalibrationText.gplPreamble
+      lc.gate.calibrationTokens = m.tokenizer.encode(text)
+      learner = Learner(model: m, registry: registry, log: log, configuration: lc)
+    }
+    let daemon = Daemon(
+      model: m, registry: registry, log: log, policy: policy, learner: learner, configuration: config)
     try daemon.start()
     var where_: [String] = []
     if let l = config.server.listen, let p = daemon.server.tcpPort {

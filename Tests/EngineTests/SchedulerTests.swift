@@ -257,6 +257,30 @@ func greedyJob(_ owner: UInt64, _ id: String, _ text: String, adapters: [Adapter
     }
   }
 
+  /// Adapter memory for one adapter only: requests on two others take turns (the second waits
+  /// for the first to finish and free its lease), and both complete.
+  @Test func requestsWaitForAdapterMemory() throws {
+    let f = try Fixture()
+    let one = try f.registry.acquire("a")
+    let bytes = one.adapter.bytes
+    one.release()
+    let small = try AdapterRegistry(
+      directory: f.registry.directory, config: f.model.model.config, memoryBudget: bytes + bytes / 2)
+    var config = EngineConfiguration()
+    config.contextLength = 64
+    let log = EventLog()
+    let s = Scheduler(model: f.model, registry: small, configuration: config) { log.append($0) }
+    s.start()
+    _ = s.submit(greedyJob(1, "x", "hello", adapters: [AdapterChoice(spec: "a")], maxTokens: 20))
+    _ = s.submit(greedyJob(2, "y", "hello", adapters: [AdapterChoice(spec: "b")], maxTokens: 20))
+    let events = log.waitTerminal(2)
+    s.shutdown(grace: 1)
+    var done = 0
+    for case .done(let r) in events where r.finish != .cancelled { done += 1 }
+    #expect(done == 2, "\(events.filter { if case .failed = $0 { return true } else { return false } })")
+    #expect(small.stats.residentBytes <= small.memoryBudget)
+  }
+
   /// Shutdown with a request running and no grace cancels it and returns.
   @Test func shutdownCancelsWhatIsLeft() throws {
     let f = try Fixture()

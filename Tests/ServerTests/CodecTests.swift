@@ -70,6 +70,7 @@ import Testing
     #expect(try ok(#"{"op":"learn","id":"k2","adapter":"x"}"#) == .learn(id: "k2", adapter: "x", wait: false))
     #expect(try ok(#"{"op":"history","id":"h1","adapter":"x"}"#) == .history(id: "h1", adapter: "x"))
     #expect(try ok(#"{"op":"rollback","id":"r1","adapter":"x","to":4}"#) == .rollback(id: "r1", adapter: "x", to: 4))
+    #expect(try ok(#"{"op":"rollback","id":"r1","adapter":"x"}"#) == .rollback(id: "r1", adapter: "x", to: nil))
     #expect(try ok(#"{"op":"auth","id":"z1","key":"k"}"#) == .auth(id: "z1", key: "k"))
   }
 
@@ -157,7 +158,6 @@ import Testing
         "field 'rating' must be \"up\" or \"down\""
       ),
       (#"{"id":"x","op":"cancel"}"#, .badRequest, "x", "missing field 'target'"),
-      (#"{"id":"x","op":"rollback","adapter":"a"}"#, .badRequest, "x", "missing field 'to'"),
       (#"{"id":"x","op":"load","name":"a"}"#, .badRequest, "x", "missing field 'path'"),
       (#"{"id":"x","op":"auth"}"#, .badRequest, "x", "missing field 'key'"),
     ]

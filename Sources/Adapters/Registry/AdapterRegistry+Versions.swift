@@ -14,14 +14,33 @@ extension AdapterRegistry {
   /// Sequences running on older versions keep them. Returns N.
   @discardableResult
   public func publish(name: String, weights: LoRAWeights) throws -> Int {
+    try writeVersion(name: name, weights: weights, makeCurrent: true)
+  }
+
+  /// Writes `weights` as the next version of `name`, with `files` (name → bytes, e.g. the
+  /// optimizer state, a version record, a `rejected` marker) beside the adapter's files, and
+  /// makes it current when `makeCurrent`. Crash-safe: every file is written and fsynced in a
+  /// hidden staging directory (`versions/.staging-…`, never read as a version), which is renamed
+  /// into place and the directory fsynced; a kill at any point leaves either no version N or a
+  /// whole one. Returns N (one more than the highest version on disk).
+  @discardableResult
+  public func writeVersion(
+    name: String, weights: LoRAWeights, files: [String: [UInt8]] = [:], makeCurrent: Bool
+  ) throws -> Int {
     try AdapterSpec.validate(name: name)
     try requireAdapter(name)
     try check(weights, name: name)
+    for f in files.keys where f.contains("/") || f.hasPrefix(".") || Fingerprint.adapterFiles.contains(f) {
+      throw RegistryError.badArgument("cannot write '\(f)' into a version directory")
+    }
     let versions = AdapterCatalog.adapterPath(directory, name) + "/" + AdapterCatalog.versionsDir
     try createDirectory(versions)
     let staging = versions + "/.staging-\(UUID().uuidString)"
     try PEFTAdapter.write(weights, to: staging, dtype: .f32)
     defer { try? FileManager.default.removeItem(atPath: staging) }
+    for (f, bytes) in files.sorted(by: { $0.key < $1.key }) {
+      try AtomicFile.write(bytes, to: staging + "/" + f)
+    }
 
     lock.lock()
     defer { lock.unlock() }
@@ -33,17 +52,44 @@ extension AdapterRegistry {
         path: dest, reason: "cannot move the new version into place: \(String(cString: strerror(errno)))")
     }
     try AtomicFile.syncDirectory(versions)
-    try writeCurrentLocked(name: name, version: n)
+    if makeCurrent {
+      try writeCurrentLocked(name: name, version: n)
+    } else {
+      catalog[name] = AdapterCatalog.scan(directory, name)
+    }
     return n
   }
 
+  /// The marker file in a version directory that the gate refused: it holds the reason, and
+  /// such a version is never made current.
+  public static let rejectedMarker = "rejected"
+
+  /// Why version `version` of `name` was rejected, or nil when it was not.
+  public func rejection(name: String, version: Int) -> String? {
+    guard version > 0 else { return nil }
+    let p = AdapterCatalog.versionPath(directory, name, version) + "/" + Self.rejectedMarker
+    guard let d = FileManager.default.contents(atPath: p) else { return nil }
+    let s = String(decoding: d, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+    return s.isEmpty ? "rejected" : s
+  }
+
+  /// The directory of version `version` of `name` (version 0: the adapter's own directory).
+  public func versionDirectory(name: String, version: Int) -> String {
+    AdapterCatalog.versionPath(directory, name, version)
+  }
+
   /// Makes version `version` of `name` current (a rollback, or a roll forward again). New
-  /// acquires of `name` get it; running sequences keep theirs.
+  /// acquires of `name` get it; running sequences keep theirs. A version the gate rejected
+  /// (`rejectedMarker`) is refused.
   public func setCurrent(name: String, version: Int) throws {
     try AdapterSpec.validate(name: name)
     lock.lock()
     defer { lock.unlock() }
     _ = try resolveLocked(name, version)  // exists, and has that version
+    if let why = rejection(name: name, version: version) {
+      throw RegistryError.badArgument(
+        "version \(version) of '\(name)' was rejected by the learner's gate (\(why)); it cannot become current")
+    }
     try writeCurrentLocked(name: name, version: version)
   }
 

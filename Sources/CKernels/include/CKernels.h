@@ -71,16 +71,20 @@ void lk_matmul(int wtype, float *Y, int64_t ldy, const void *W, const void *Xq, 
                int64_t ntok, int64_t ncols, int64_t r0, int64_t r1);
 
 // ---- thread pool -------------------------------------------------------------------------
-/// A fixed set of compute threads that spin briefly between jobs and then sleep.
-/// The calling thread is thread 0 of every job; the pool is used from one thread at a time.
+/// A fixed set of compute threads that spin briefly between jobs and then sleep; the caller
+/// works too. A job is a number of chunks that free threads claim, so a thread the OS does not
+/// schedule never holds the others up. The pool is used from one thread at a time.
 typedef struct lk_pool lk_pool;
 typedef void (*lk_task_fn)(void *ctx, int ith, int nth);
 /// nthreads counts the caller; nthreads == 1 makes a pool that runs jobs inline.
 lk_pool *lk_pool_create(int nthreads);
 void lk_pool_destroy(lk_pool *pool);
 int lk_pool_threads(const lk_pool *pool);
-/// Runs fn(ctx, ith, nth) for ith in [0, nth) on the pool's threads; returns when all are done.
+/// Runs fn(ctx, ith, nth) once for every ith in [0, nth), nth = the pool's threads; returns
+/// when all are done. No two runs of one ith overlap, so ith may pick a per-thread scratch.
 void lk_pool_run(lk_pool *pool, lk_task_fn fn, void *ctx);
+/// The same with nchunks chunks: finer chunks balance better when the cores are shared.
+void lk_pool_run_chunks(lk_pool *pool, lk_task_fn fn, void *ctx, int nchunks);
 /// Puts idle workers to sleep at once (call before handing the cores to OpenBLAS).
 void lk_pool_park(lk_pool *pool);
 

@@ -1,4 +1,5 @@
 import Foundation
+import Model
 
 /// What the learner reads and writes: effective feedback joined with its generations,
 /// consumption marks per adapter, learner runs, and retention.
@@ -23,7 +24,7 @@ extension FeedbackLog {
         let s = try db.prepare(
           """
           SELECT f.seq, f.request, f.rating, f.note, f.time, g.adapter, g.version, g.prompt, g.prompt_tokens,
-            g.completion, g.completion_tokens, g.logprobs
+            g.completion, g.completion_tokens, g.logprobs, g.finish
           FROM feedback f JOIN generations g ON g.request = f.request
           WHERE f.seq > ?1 AND (?2 = 0 OR g.adapter IS ?3)
             AND f.seq = (SELECT max(h.seq) FROM feedback h WHERE h.request = f.request)
@@ -40,7 +41,7 @@ extension FeedbackLog {
               time: Date(timeIntervalSince1970: s.double(4)), adapter: s.optionalText(5),
               version: s.optionalInt64(6).map { Int($0) }, prompt: s.text(7), promptTokens: try tokens(s, 8, request),
               completion: s.text(9), completionTokens: try tokens(s, 10, request),
-              logprobs: try logprobs(s, 11, request)))
+              logprobs: try logprobs(s, 11, request), finish: FinishReason(rawValue: s.text(12)) ?? .length))
         }
       }
     }

@@ -1,4 +1,5 @@
 import Foundation
+import Model
 
 /// A thumbs-up or thumbs-down (the wire protocol's `rating`).
 public enum FeedbackRating: String, Sendable, Equatable, CaseIterable {
@@ -39,6 +40,9 @@ public struct FeedbackExample: Sendable, Equatable {
   public var completionTokens: [Int32]
   /// (completion_len) the serving policy's log-probabilities of the completion tokens.
   public var logprobs: [Float]
+  /// How the generation ended: `stop` when the model ended it (or a stop string did), so the
+  /// end-of-generation token belongs to what was rated.
+  public var finish: FinishReason = .length
 
   /// KTO's label: true for thumbs-up.
   public var label: Bool { rating.label }

@@ -38,29 +38,36 @@ extension Daemon {
       return .ok(id: id, fields: stats())
     case .history(let id, let name):
       guard let registry else { return noRegistry(id) }
-      guard let a = registry.list().first(where: { $0.name == name }) else {
-        return .error(id: id, code: .adapterNotFound, message: "no adapter '\(name)' in \(registry.directory)")
+      do {
+        let versions = try AdapterHistory.list(registry: registry, name: name)
+        return .ok(
+          id: id,
+          fields: [
+            "adapter": .string(name), "versions": .array(versions.map(Self.json)),
+            "current": versions.first(where: \.isCurrent).map { .integer(Int64($0.version)) } ?? .null,
+            "anchor": versions.first(where: \.isAnchor).map { .integer(Int64($0.version)) } ?? .null,
+          ])
+      } catch {
+        return .error(id: id, code: .adapterNotFound, message: "\(error)")
       }
-      return .ok(
-        id: id,
-        fields: [
-          "adapter": .string(name), "versions": .array(a.versions.map { .integer(Int64($0)) }),
-          "current": a.current.map { .integer(Int64($0)) } ?? .null,
-        ])
     case .rollback(let id, let name, let to):
       guard let registry else { return noRegistry(id) }
       do {
-        try registry.setCurrent(name: name, version: to)
-        return .ok(id: id, fields: ["adapter": .string(name), "current": .integer(Int64(to))])
+        let v = try AdapterHistory.rollback(registry: registry, name: name, to: to)
+        return .ok(id: id, fields: ["adapter": .string(name), "current": .integer(Int64(v))])
+      } catch LearnerError.unknownAdapter(let n) {
+        return .error(id: id, code: .adapterNotFound, message: LearnerError.unknownAdapter(n).description)
       } catch let e as RegistryError {
-        return .error(id: id, code: .adapterNotFound, message: e.description)
+        if case .unknownAdapter = e { return .error(id: id, code: .adapterNotFound, message: e.description) }
+        return .error(id: id, code: .badRequest, message: e.description)
       } catch {
-        return .error(id: id, code: .internal, message: "\(error)")
+        return .error(id: id, code: .badRequest, message: "\(error)")
       }
     case .learn(let id, _, _):
       return .error(
         id: id, code: .badRequest,
-        message: "the learner is not built yet: feedback is accepted and kept, but no adapter learns from it")
+        message:
+          "this server runs without the learner (started with --learn off); feedback is kept but no adapter learns")
     case .auth(let id, _):
       // With keys, `auth` is answered before it gets here.
       return .ok(id: id, fields: ["auth": .string("not required: this server has no --keys")])
@@ -69,6 +76,63 @@ extension Daemon {
     case .cancel(let id, _):
       return .error(id: id, code: .internal, message: "cancel reached the admin queue")
     }
+  }
+
+  /// `learn`: queued to the learner thread; with `wait` the reply is its run, else an `ok` now.
+  /// Never runs on the admin queue, so feedback is not held up behind training.
+  func learn(id: String, adapter: String, wait: Bool, owner: UInt64) {
+    guard let learner else { return }
+    begin(owner)
+    if !wait {
+      learner.submit(adapter: adapter) { r in
+        if case .failure(let e) = r {
+          FileHandle.standardError.write(Data("lorad: learner: \(adapter): \(e)\n".utf8))
+        }
+      }
+      reply(.ok(id: id, fields: ["adapter": .string(adapter), "queued": .bool(true)]), to: owner)
+      end(owner)
+      return
+    }
+    learner.submit(adapter: adapter) { [self] r in
+      switch r {
+      case .success(let run):
+        reply(.ok(id: id, fields: Self.json(run)), to: owner)
+      case .failure(let e as LearnerError):
+        if case .unknownAdapter = e {
+          reply(.error(id: id, code: .adapterNotFound, message: e.description), to: owner)
+        } else {
+          reply(.error(id: id, code: .badRequest, message: e.description), to: owner)
+        }
+      case .failure(let e):
+        reply(.error(id: id, code: .internal, message: "learning failed: \(e)"), to: owner)
+      }
+      end(owner)
+    }
+  }
+
+  static func json(_ run: LearnerRun) -> JSONObject {
+    var o: JSONObject = [
+      "adapter": .string(run.adapter), "outcome": .string(run.outcome.rawValue), "reason": .string(run.reason),
+      "from_version": .integer(Int64(run.fromVersion)),
+      "version": run.toVersion.map { .integer(Int64($0)) } ?? .null,
+    ]
+    if let m = try? JSONParser.parse(Array(run.metrics.utf8)) { o["metrics"] = m }
+    return o
+  }
+
+  static func json(_ v: VersionInfo) -> JSONValue {
+    var o: JSONObject = [
+      "version": .integer(Int64(v.version)), "created": v.created.map { .string($0) } ?? .null,
+      "parent": v.parent.map { .integer(Int64($0)) } ?? .null, "outcome": .string(v.outcome),
+      "current": .bool(v.isCurrent), "anchor": .bool(v.isAnchor),
+    ]
+    if let r = v.reason { o["reason"] = .string(r) }
+    if !v.metrics.isEmpty {
+      var m = JSONObject()
+      for k in v.metrics.keys.sorted() { m[k] = v.metrics[k]!.isFinite ? .double(v.metrics[k]!) : .null }
+      o["metrics"] = .object(m)
+    }
+    return .object(o)
   }
 
   private func noRegistry(_ id: String) -> Reply {

@@ -19,6 +19,8 @@ public final class Daemon: @unchecked Sendable {  // mutable state under `lock`;
   /// Every finished generation is queued into it before its `done` is sent, so feedback can
   /// name it at once; feedback is acknowledged only once committed durably.
   public let log: FeedbackLog
+  /// The online learner (nil: adapters do not learn; `learn` is refused).
+  public let learner: Learner?
   public private(set) var server: LineServer!
   public private(set) var scheduler: Scheduler!
   let admin = DispatchQueue(label: "lorad-admin")
@@ -39,9 +41,10 @@ public final class Daemon: @unchecked Sendable {  // mutable state under `lock`;
 
   public init(
     model: LoadedModel, registry: AdapterRegistry?, log: FeedbackLog, policy: AuthPolicy? = nil,
-    configuration: DaemonConfiguration
+    learner: Learner? = nil, configuration: DaemonConfiguration
   ) {
     self.policy = policy
+    self.learner = learner
     self.model = model
     self.registry = registry
     self.configuration = configuration
@@ -59,6 +62,7 @@ public final class Daemon: @unchecked Sendable {  // mutable state under `lock`;
   /// Starts the compute thread and binds the listeners (throws if a listener cannot bind).
   public func start() throws {
     scheduler.start()
+    learner?.start()
     do {
       try server.start()
     } catch {
@@ -73,6 +77,7 @@ public final class Daemon: @unchecked Sendable {  // mutable state under `lock`;
   @discardableResult
   public func shutdown() -> Int {
     server.stopListening()
+    learner?.stop()
     let cancelled = scheduler.shutdown(grace: configuration.graceSeconds)
     admin.sync {}
     do { try log.flush() } catch { FileHandle.standardError.write(Data("lorad: \(error)\n".utf8)) }
@@ -113,6 +118,8 @@ public final class Daemon: @unchecked Sendable {  // mutable state under `lock`;
     }
     switch request {
     case .generate(let g): generate(g, owner: owner)
+    case .learn(let reqID, let adapter, let wait) where learner != nil:
+      learn(id: reqID, adapter: adapter, wait: wait, owner: owner)
     case .cancel(let reqID, let target):
       if scheduler.cancel(RequestKey(owner: owner, clientID: target)) {
         reply(.ok(id: reqID, fields: ["target": .string(target)]), to: owner)

@@ -12,7 +12,8 @@ public enum Request: Sendable, Equatable {
   /// Run the learner on `adapter` now; with `wait` the reply comes when it has finished.
   case learn(id: String, adapter: String, wait: Bool)
   case history(id: String, adapter: String)
-  case rollback(id: String, adapter: String, to: Int)
+  /// Make version `to` current; nil: the version before the current one (its parent).
+  case rollback(id: String, adapter: String, to: Int?)
   case auth(id: String, key: String)
 
   public var id: String {

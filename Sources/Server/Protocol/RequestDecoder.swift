@@ -71,8 +71,7 @@ public struct RequestDecoder: Sendable {
     case "history": return .history(id: id, adapter: try adapterName(f, "adapter", allowVersion: false).name)
     case "rollback":
       let adapter = try adapterName(f, "adapter", allowVersion: false).name
-      guard let to = try f.optionalInt("to", in: 0...999_999_999) else { throw f.bad("missing field 'to'") }
-      return .rollback(id: id, adapter: adapter, to: to)
+      return .rollback(id: id, adapter: adapter, to: try f.optionalInt("to", in: 0...999_999_999))
     case "auth": return .auth(id: id, key: try f.string("key"))
     default:
       throw ProtocolError(id: id, code: .unknownOp, message: "unknown op \"\(op)\"")

@@ -1,0 +1,174 @@
+import Adapters
+import Foundation
+import Model
+
+/// The gate a candidate passes before it becomes current (issue 5): not worse on held-out
+/// feedback, general-text perplexity within a bound of the reference's, no degeneration in
+/// what it generates (repetition against the reference's samples), and KL to the reference
+/// within a bound. Perplexity and sampling use the serving forward (`LlamaContext`, the
+/// candidate resident in F32 as an adapter), not the training forward.
+extension Learner {
+  /// The gate's verdict: `reason` names every failed check, or summarises a pass.
+  struct GateReport {
+    var passed: Bool
+    var reason: String
+    var metrics: [String: Double]
+  }
+
+  func gate(
+    name: String, anchor: Int, candidate: LoRAParameters, current: LoRAParameters, reference: LoRAParameters?,
+    heldOut: [Example], ctx: LoRATrainingContext, prompts: [[Int32]]
+  ) throws -> GateReport {
+    let g = configuration.gate
+    var m: [String: Double] = [:]
+    var failures: [String] = []
+
+    // 1. Held-out feedback: the candidate's KTO loss (z = 0, β and λ as in training) must not
+    // exceed the current version's by more than the tolerance.
+    if heldOut.count >= g.minHeldOut {
+      let seqs = heldOut.map(\.sequence)
+      let ref = try referenceLogProbs(heldOut, reference: reference, ctx: ctx, anchor: anchor)
+      let cand = try ctx.logProbs(seqs, adapter: candidate).map(\.total)
+      let cur = try ctx.logProbs(seqs, adapter: current).map(\.total)
+      let ups = heldOut.filter(\.desirable).count
+      let kto = KTOLoss.balanced(
+        beta: configuration.beta, desirableCount: ups, undesirableCount: heldOut.count - ups)
+      func loss(_ lp: [Double]) -> Double {
+        kto.evaluate(
+          heldOut.indices.map {
+            KTOExample(logProb: lp[$0], referenceLogProb: ref[$0], desirable: heldOut[$0].desirable)
+          }, referencePoint: 0
+        ).loss
+      }
+      func accuracy(_ lp: [Double]) -> Double {
+        let right = heldOut.indices.filter { i in
+          let r = lp[i] - ref[i]
+          return heldOut[i].desirable ? r > 0 : r < 0
+        }
+        return Double(right.count) / Double(heldOut.count)
+      }
+      let lc = loss(cand), lu = loss(cur)
+      m["held_out_loss"] = lc
+      m["held_out_loss_current"] = lu
+      m["held_out_accuracy"] = accuracy(cand)
+      m["held_out_accuracy_current"] = accuracy(cur)
+      if !(lc <= lu + g.heldOutTolerance) {
+        failures.append(String(format: "held-out KTO loss rose from %.4f to %.4f", lu, lc))
+      }
+    }
+
+    // 2. General-text perplexity against the reference's.
+    let candWeights = LoRAWeights(name: name, parameters: candidate)
+    let candMix = AdapterMix(ResidentAdapter(candWeights, layers: model.model.config.layers, type: .f32))
+    let refMix = reference.map {
+      AdapterMix(
+        ResidentAdapter(LoRAWeights(name: name, parameters: $0), layers: model.model.config.layers, type: .f32))
+    }
+    if g.calibrationTokens.count >= g.calibrationContext {
+      let key = "\(name)@\(anchor)"
+      let pr: Double
+      if let cached = referencePerplexity[key] {
+        pr = cached
+      } else {
+        pr = try perplexity(refMix)
+        referencePerplexity[key] = pr
+      }
+      let pc = try perplexity(candMix)
+      m["ppl_reference"] = pr
+      m["ppl"] = pc
+      m["ppl_drift"] = pc / pr - 1
+      if !(pc <= pr * (1 + g.maxPerplexityIncrease)) {
+        failures.append(
+          String(
+            format: "perplexity on the calibration text rose %.1f%% (%.3f → %.3f; bound %.0f%%)",
+            100 * (pc / pr - 1), pr, pc, 100 * g.maxPerplexityIncrease))
+      }
+    }
+
+    // 3. Samples on a few prompts: repetition against the reference's, and KL(candidate ‖ reference).
+    if !prompts.isEmpty {
+      let cs = try samples(prompts, mix: candMix)
+      let rs = try samples(prompts, mix: refMix)
+      let uc = mean(cs.map { Repetition.uniqueWordShare($0.text) })
+      let ur = mean(rs.map { Repetition.uniqueWordShare($0.text) })
+      let cc = mean(cs.map { Repetition.compressionRatio($0.text) })
+      let cr = mean(rs.map { Repetition.compressionRatio($0.text) })
+      m["unique_words"] = uc
+      m["unique_words_reference"] = ur
+      m["compression"] = cc
+      m["compression_reference"] = cr
+      if !(uc >= ur * (1 - g.maxRepetitionDrop)) {
+        failures.append(String(format: "samples repeat themselves: unique-word share %.2f vs %.2f", uc, ur))
+      }
+      if !(cc >= cr * (1 - g.maxRepetitionDrop)) {
+        failures.append(String(format: "samples repeat themselves: compression ratio %.2f vs %.2f", cc, cr))
+      }
+      let seqs = cs.filter { !$0.tokens.isEmpty }.map {
+        TrainingSequence(tokens: $0.prompt + $0.tokens, promptLength: $0.prompt.count)
+      }.filter { $0.tokens.count - 1 <= ctx.maxSequence }
+      if !seqs.isEmpty {
+        let lc = try ctx.logProbs(seqs, adapter: candidate).map(\.total)
+        let lr = try ctx.logProbs(seqs, adapter: reference).map(\.total)
+        let tokens = seqs.reduce(0) { $0 + $1.completionLength }
+        let kl = zip(lc, lr).reduce(0) { $0 + $1.0 - $1.1 } / Double(tokens)
+        m["kl_per_token"] = kl
+        if !(kl <= g.maxKLPerToken) {
+          failures.append(
+            String(format: "KL to the reference is %.3f nats per token (bound %.2f)", kl, g.maxKLPerToken))
+        }
+      }
+    }
+    if failures.isEmpty {
+      let parts = ["held_out_loss", "ppl_drift", "kl_per_token"].compactMap { k in
+        m[k].map { String(format: "%@ %.4f", k, $0) }
+      }
+      return GateReport(passed: true, reason: "passed the gate: " + parts.joined(separator: ", "), metrics: m)
+    }
+    return GateReport(passed: false, reason: failures.joined(separator: "; "), metrics: m)
+  }
+
+  func mean(_ xs: [Double]) -> Double { xs.isEmpty ? 0 : xs.reduce(0, +) / Double(xs.count) }
+
+  /// The serving context of the gate, made on first use (on the learner thread, so its pool
+  /// runs at the learner's niceness).
+  func gateContext() -> LlamaContext {
+    if let s = servingContext { return s }
+    let s = LlamaContext(model: model.model, threads: configuration.threads, maxBatch: 128, maxContext: 512)
+    servingContext = s
+    return s
+  }
+
+  func perplexity(_ mix: AdapterMix?) throws -> Double {
+    let g = configuration.gate
+    let ctx = min(g.calibrationContext, 512)
+    return try Perplexity.run(
+      context: gateContext(), tokens: g.calibrationTokens, ctx: ctx,
+      bos: model.addsBOS ? model.tokenizer.bosID : nil, adapters: mix
+    ).ppl
+  }
+
+  struct Sample {
+    var prompt: [Int32]
+    var tokens: [Int32]
+    var text: String
+  }
+
+  /// One sample per prompt at temperature 1 without truncation (so its log-ratios estimate the
+  /// KL), from a fixed seed per prompt.
+  func samples(_ prompts: [[Int32]], mix: AdapterMix?) throws -> [Sample] {
+    let g = configuration.gate
+    let gen = Generator(context: gateContext(), tokenizer: model.tokenizer, cacheCapacity: 512)
+    var out: [Sample] = []
+    for (i, p) in prompts.enumerated() where p.count + g.sampleTokens + 2 <= 512 {
+      var o = SamplingOptions()
+      o.temperature = 1
+      o.topK = 0
+      o.topP = 1
+      o.minP = 0
+      o.seed = g.sampleSeed &+ UInt64(i)
+      let r = try gen.generate(prompt: p, maxTokens: g.sampleTokens, sampling: o, adapters: mix)
+      out.append(Sample(prompt: p, tokens: r.tokens, text: r.text))
+    }
+    return out
+  }
+}

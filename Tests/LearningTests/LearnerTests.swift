@@ -1,0 +1,152 @@
+import Adapters
+import Foundation
+import Model
+import TestSupport
+import Testing
+
+@testable import Learning
+
+/// The learner end to end on the tiny model: a run promotes a version that likes what users
+/// liked; a harmful update (learning rate ×1000) is rejected and the current version stays;
+/// versions carry their optimizer state and record; history and rollback.
+@Suite(.serialized) struct LearnerTests {
+  /// A tiny model, a registry with a fresh learnable adapter "a", and a log with rated
+  /// generations of it: completions of 'A' bytes liked, of 'B' bytes disliked.
+  final class Setup {
+    let model: LoadedModel
+    let registry: AdapterRegistry
+    let log: FeedbackLog
+    let state: String
+
+    init(examples: Int = 48, rank: Int = 4) throws {
+      let path = TinyModel.temporaryPath("learner.gguf")
+      try TinyModel.write(to: path, shape: TinyModel.Shape(), seed: 11)
+      model = try LoadedModel(path: path)
+      registry = try AdapterRegistry(
+        directory: TinyModel.temporaryPath("adapters"), config: model.model.config, memoryBudget: 64 << 20)
+      try registry.create(name: "a", rank: rank, alpha: Float(2 * rank), targets: LoRAModule.allCases, seed: 3)
+      state = TinyModel.temporaryPath("state")
+      log = try FeedbackLog(stateDirectory: state)
+      try rate(0..<examples)
+    }
+
+    /// Rated generations `range` of adapter "a" at `version`, logged with the base's
+    /// log-probabilities (what version 0, B = 0, served).
+    func rate(_ range: Range<Int>, version: Int = 0) throws {
+      let ctx = LoRATrainingContext(model: model.model, rank: 8, maxTokens: 128, threads: 2)
+      for i in range {
+        let liked = i % 2 == 0
+        let prompt = Array("Question \(i % 7)?".utf8).map { Int32($0) }
+        let byte: Int32 = liked ? 65 : 66
+        let completion = [Int32](repeating: byte, count: 6) + [32, byte, byte]
+        try log.record(
+          GenerationRecord(
+            request: "r\(i)", time: Date(), who: nil, adapter: "a", version: version,
+            prompt: "Question \(i % 7)?", promptTokens: prompt, completion: "", completionTokens: completion,
+            logprobs: try ctx.tokenLogProbs(tokens: prompt + completion, promptLength: prompt.count, adapter: nil),
+            sampling: .init(temperature: 1, topP: 1, topK: 0, seed: 1, maxTokens: 8, stop: []),
+            finish: .length))
+        try log.recordFeedback(request: "r\(i)", rating: liked ? .up : .down, note: nil, who: nil)
+      }
+    }
+
+    func configuration(lr: Float = 1e-3) -> LearnerConfiguration {
+      var c = LearnerConfiguration()
+      c.learningRate = lr
+      c.stepsPerRun = 2
+      c.threads = 2
+      c.automatic = false
+      c.maxSequenceTokens = 64
+      c.passTokens = 256
+      c.gate.calibrationTokens = model.tokenizer.encode(String(CalibrationText.gplPreamble.prefix(600)))
+      c.gate.calibrationContext = 64
+      c.gate.sampleTokens = 16
+      return c
+    }
+
+    /// log π(liked) − log π(disliked) of held-out-like probes under version `v`.
+    func preference(_ v: Int) throws -> Double {
+      let w = try LoRALoader.load(
+        path: registry.versionDirectory(name: "a", version: v), config: model.model.config, name: "a")
+      let p = try LoRAParameters(w, config: model.model.config)
+      let ctx = LoRATrainingContext(model: model.model, rank: 8, maxTokens: 128, threads: 2)
+      let prompt = Array("Question 9?".utf8).map { Int32($0) }
+      let up = try ctx.logProb(tokens: prompt + [65, 65, 65, 65], promptLength: prompt.count, adapter: p)
+      let down = try ctx.logProb(tokens: prompt + [66, 66, 66, 66], promptLength: prompt.count, adapter: p)
+      return up - down
+    }
+  }
+
+  @Test func runPromotesAVersionThatLikesWhatUsersLiked() throws {
+    let s = try Setup()
+    let learner = Learner(model: s.model, registry: s.registry, log: s.log, configuration: s.configuration())
+    defer { learner.stop() }
+    let before = try s.preference(0)
+    let run = try learner.learn(adapter: "a")
+    #expect(run.outcome == .promoted, "\(run.reason) \(run.metrics)")
+    #expect(run.toVersion == 1 && run.fromVersion == 0)
+    #expect(try s.registry.resolve("a").version == 1)
+    let after = try s.preference(1)
+    #expect(after > before + 0.5, "log π(liked) − log π(disliked): \(before) → \(after)")
+    // The version carries its optimizer state and its record, and the run is in the log.
+    let dir = s.registry.versionDirectory(name: "a", version: 1)
+    let rec = try #require(VersionRecord.read(directory: dir))
+    #expect(rec.parent == 0 && rec.anchor == 0 && rec.outcome == "promoted")
+    let w = try LoRALoader.load(path: dir, config: s.model.model.config)
+    let opt = try AdamW(
+      contentsOf: dir + "/optimizer.bin", layout: try LoRAParameters(w, config: s.model.model.config).layout)
+    #expect(opt.step == 2)
+    #expect(try s.log.learnerRuns(adapter: "a").first?.outcome == .promoted)
+    // Nothing new: nothing to learn, and the mark holds.
+    let again = try learner.learn(adapter: "a")
+    #expect(again.outcome == .nothing)
+    // More feedback: version 2, still anchored at 0, resuming the optimizer.
+    try s.rate(48..<64, version: 1)
+    let next = try learner.learn(adapter: "a")
+    #expect(next.outcome == .promoted, "\(next.reason) \(next.metrics)")
+    let rec2 = try #require(VersionRecord.read(directory: s.registry.versionDirectory(name: "a", version: 2)))
+    #expect(rec2.parent == 1 && rec2.anchor == 0)
+    // History and rollback (default: the parent).
+    let h = try AdapterHistory.list(registry: s.registry, name: "a")
+    #expect(h.map(\.version) == [0, 1, 2] && h.last!.isCurrent && h.first!.isAnchor)
+    #expect(try AdapterHistory.rollback(registry: s.registry, name: "a") == 1)
+    #expect(try s.registry.resolve("a").version == 1)
+  }
+
+  @Test func harmfulUpdateIsRejectedAndCurrentStays() throws {
+    let s = try Setup()
+    let learner = Learner(model: s.model, registry: s.registry, log: s.log, configuration: s.configuration(lr: 5))
+    defer { learner.stop() }
+    let run = try learner.learn(adapter: "a")
+    #expect(run.outcome == .rejected, "\(run.reason) \(run.metrics)")
+    #expect(try s.registry.resolve("a").version == 0)
+    let n = try #require(run.toVersion)
+    #expect(s.registry.rejection(name: "a", version: n) != nil)
+    #expect(VersionRecord.read(directory: s.registry.versionDirectory(name: "a", version: n))?.outcome == "rejected")
+    #expect(throws: RegistryError.self) { try s.registry.setCurrent(name: "a", version: n) }
+    print("rejected: \(run.reason)")
+  }
+
+  @Test func onlyLearnableAdaptersLearn() throws {
+    let s = try Setup(examples: 4)
+    let other = s.registry.directory + "/plain"
+    let w = AdapterRegistry.freshWeights(
+      name: "plain", config: s.model.model.config, rank: 2, alpha: 4, targets: [.q], seed: 1)
+    try PEFTAdapter.write(w, to: other)
+    _ = s.registry.rescan()
+    let learner = Learner(model: s.model, registry: s.registry, log: s.log, configuration: s.configuration())
+    defer { learner.stop() }
+    #expect(throws: LearnerError.self) { try learner.learn(adapter: "plain") }
+    #expect(throws: LearnerError.self) { try learner.learn(adapter: "missing") }
+  }
+
+  @Test func repetitionMeasures() {
+    let varied = "The quick brown fox jumps over the lazy dog while a cat watches from the window sill."
+    let repeated = String(repeating: "1. ", count: 30)
+    #expect(Repetition.uniqueWordShare(varied) > 0.8)
+    #expect(Repetition.uniqueWordShare(repeated) < 0.1)
+    #expect(Repetition.compressionRatio(varied) > 0.8)
+    #expect(Repetition.compressionRatio(repeated) < 0.2)
+    #expect(Repetition.compressionRatio("") == 1)
+  }
+}

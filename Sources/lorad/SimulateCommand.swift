@@ -127,7 +127,7 @@ struct SimulateCommand: ParsableCommand {
     if own {
       daemon = try DaemonProcess(
         work: workDir, adapters: adaptersDir, model: modelPath, threads: modelOptions.threads,
-        extra: ["--max-sequences", "32"] + serveArgs)
+        extra: ["--max-sequences", "32", "--learn-batch", "100000"] + serveArgs)
       client = try LineClient(connect: daemon!.socketPath)
       printError("simulate: lorad serve started on \(daemon!.socketPath) (log: \(daemon!.logPath))")
     } else {

@@ -6,7 +6,7 @@ MODEL := models/SmolLM2-135M-Instruct.Q4_1.gguf
 LORAD := .build/release/lorad
 THREADS ?= 2
 
-.PHONY: all deps model build serve test lint bench format clean systemd-check
+.PHONY: all deps model build serve test lint bench learn-demo format clean systemd-check
 
 all: build
 
@@ -37,6 +37,9 @@ lint:
 
 bench: model build
 	@bench/compare $(THREADS)
+
+learn-demo: model build
+	@bench/learn/run $(PREFERENCES)
 
 systemd-check:
 	@scripts/systemd-check

@@ -79,7 +79,9 @@ struct SimulateCommand: ParsableCommand {
   var baselines = false
   @Option(
     name: .customLong("serve-arg"), parsing: .unconditionalSingleValue,
-    help: "An extra argument for the daemon this command starts (repeatable), e.g. --serve-arg=--max-sequences=32.")
+    help:
+      "An extra argument for the daemon this command starts (repeatable; it runs with --max-sequences 32 unless told otherwise), e.g. --serve-arg=--max-sequences=16."
+  )
   var serveArgs: [String] = []
 
   func validate() throws {
@@ -124,7 +126,8 @@ struct SimulateCommand: ParsableCommand {
     let client: LineClient
     if own {
       daemon = try DaemonProcess(
-        work: workDir, adapters: adaptersDir, model: modelPath, threads: modelOptions.threads, extra: serveArgs)
+        work: workDir, adapters: adaptersDir, model: modelPath, threads: modelOptions.threads,
+        extra: ["--max-sequences", "32", "--learn-batch", "100000"] + serveArgs)
       client = try LineClient(connect: daemon!.socketPath)
       printError("simulate: lorad serve started on \(daemon!.socketPath) (log: \(daemon!.logPath))")
     } else {
@@ -153,9 +156,26 @@ struct SimulateCommand: ParsableCommand {
     )
     Self.say(RoundRecord.header)
 
-    // Round 0: the fresh adapter (equal to the base) before any feedback.
+    // Training prompts are drawn in shuffled passes over the set; each answer gets its own seed.
+    var rng = Xoshiro256(seed: seed)
+    var order: [String] = []
+    var planned = 0
+    func trainAsks(forRound r: Int) -> [SimulationClient.Ask] {
+      guard r <= (rounds ?? Int.max) else { return [] }
+      var asks: [SimulationClient.Ask] = []
+      while planned < events && asks.count < batch {
+        if order.isEmpty { order = train.shuffled(using: &rng) }
+        planned += 1
+        asks.append(.init(prompt: order.removeLast(), seed: seed &* 1_000_003 &+ UInt64(planned)))
+      }
+      return asks
+    }
+
+    // Round 0: the fresh adapter (equal to the base) before any feedback. Each evaluation also
+    // answers the next round's training prompts: both come from the same (current) version, and
+    // one batch keeps the daemon's sequences full.
     var start = Date()
-    var eval = try evaluate(sim, heldOut, adapter: name, user: user)
+    var (eval, pending) = try evaluate(sim, heldOut, adapter: name, user: user, alongside: trainAsks(forRound: 1))
     var ppl = try meter.perplexity(adapter: name, version: eval.version ?? 0)
     emit(
       RoundRecord(
@@ -164,29 +184,21 @@ struct SimulateCommand: ParsableCommand {
         metrics: nil, learnSeconds: 0, roundSeconds: Date().timeIntervalSince(start),
         wallSeconds: Date().timeIntervalSince(t0), examples: eval.examples))
 
-    var rng = Xoshiro256(seed: seed)
-    var order: [String] = []
     var sent = 0
     var round = 0
     var warned = false
-    while sent < events && round < (rounds ?? Int.max) {
+    while !pending.isEmpty {
       round += 1
       start = Date()
-      var asks: [SimulationClient.Ask] = []
-      for i in 0..<min(batch, events - sent) {
-        if order.isEmpty { order = train.shuffled(using: &rng) }
-        asks.append(.init(prompt: order.removeLast(), seed: seed &* 1_000_003 &+ UInt64(sent + i) &+ 1))
-      }
-      let answers = try sim.generate(asks, adapter: name, maxTokens: maxTokens, temperature: temperature)
-      let verdicts = answers.map { user.rate($0.text, finish: $0.finish) }
-      try sim.feedback(zip(answers, verdicts).map { ($0.request, $1.up) })
-      sent += answers.count
+      let verdicts = pending.map { user.rate($0.text, finish: $0.finish) }
+      try sim.feedback(zip(pending, verdicts).map { ($0.request, $1.up) })
+      sent += pending.count
       let learned = try sim.learn(adapter: name)
       if learned.outcome == "error" && !warned {
         printError("simulate: learn failed (\(learned.reason ?? "")); going on without learning")
         warned = true
       }
-      eval = try evaluate(sim, heldOut, adapter: name, user: user)
+      (eval, pending) = try evaluate(sim, heldOut, adapter: name, user: user, alongside: trainAsks(forRound: round + 1))
       ppl = try meter.perplexity(adapter: name, version: eval.version ?? learned.version ?? 0)
       emit(
         RoundRecord(
@@ -213,24 +225,34 @@ struct SimulateCommand: ParsableCommand {
 
   /// Answers every held-out prompt `--heldout-samples` times through the current version, with
   /// the same seeds every round (so rounds differ by the adapter only), and rates them without
-  /// sending feedback.
-  func evaluate(_ sim: SimulationClient, _ prompts: [String], adapter: String, user: SimulatedUser) throws
-    -> Evaluation
-  {
+  /// sending feedback; `train` is answered in the same batch and returned unrated.
+  func evaluate(
+    _ sim: SimulationClient, _ prompts: [String], adapter: String, user: SimulatedUser,
+    alongside train: [SimulationClient.Ask] = []
+  ) throws -> (Evaluation, [SimulationClient.Answer]) {
+    let asks = heldOutAsks(prompts)
+    let all = try sim.generate(asks + train, adapter: adapter, maxTokens: maxTokens, temperature: temperature)
+    let answers = all.prefix(asks.count)
+    let v = answers.map { user.rate($0.text, finish: $0.finish) }
+    let n = Double(v.count)
+    let versions = Set(all.compactMap(\.version))
+    if versions.count > 1 { printError("simulate: one batch was answered by versions \(versions.sorted())") }
+    let e = Evaluation(
+      up: Double(v.filter(\.up).count) / n, degenerate: Double(v.filter(\.degenerate).count) / n,
+      liked: Double(v.filter(\.liked).count) / n, version: versions.max(),
+      examples: answers.prefix(3).map { "\($0.prompt) → \($0.text) [\($0.finish)]" })
+    return (e, Array(all.dropFirst(asks.count)))
+  }
+
+  /// The held-out prompts, each `--heldout-samples` times, with seeds that are the same every round.
+  func heldOutAsks(_ prompts: [String]) -> [SimulationClient.Ask] {
     var asks: [SimulationClient.Ask] = []
     for s in 0..<heldOutSamples {
       for (i, p) in prompts.enumerated() {
         asks.append(.init(prompt: p, seed: seed &* 1_000_003 &+ 500_000 &+ UInt64(s * prompts.count + i)))
       }
     }
-    let answers = try sim.generate(asks, adapter: adapter, maxTokens: maxTokens, temperature: temperature)
-    let v = answers.map { user.rate($0.text, finish: $0.finish) }
-    let n = Double(v.count)
-    let versions = Set(answers.compactMap(\.version))
-    return Evaluation(
-      up: Double(v.filter(\.up).count) / n, degenerate: Double(v.filter(\.degenerate).count) / n,
-      liked: Double(v.filter(\.liked).count) / n, version: versions.count == 1 ? versions.first : versions.max(),
-      examples: answers.prefix(3).map { "\($0.prompt) → \($0.text) [\($0.finish)]" })
+    return asks
   }
 
   /// The closing lines: baseline → end, and the demonstration's bounds.

@@ -6,13 +6,8 @@ extension SimulateCommand {
   /// `--baselines`: every preference's up-rate on the same held-out answers of the fresh
   /// adapter (whose output equals the base model's), the round 0 of a run without running it.
   func measureBaselines(_ sim: SimulationClient, _ prompts: [String], adapter: String, seconds: () -> Double) throws {
-    var asks: [SimulationClient.Ask] = []
-    for s in 0..<heldOutSamples {
-      for (i, p) in prompts.enumerated() {
-        asks.append(.init(prompt: p, seed: seed &* 1_000_003 &+ 500_000 &+ UInt64(s * prompts.count + i)))
-      }
-    }
-    let answers = try sim.generate(asks, adapter: adapter, maxTokens: maxTokens, temperature: temperature)
+    let answers = try sim.generate(
+      heldOutAsks(prompts), adapter: adapter, maxTokens: maxTokens, temperature: temperature)
     let n = Double(answers.count)
     let judged = answers.map { Degeneracy($0.text) }
     let degenerate = Double(judged.filter(\.isDegenerate).count) / n

@@ -6,7 +6,7 @@ import Server
 final class SimulationClient {
   let client: LineClient
   /// Requests in flight at most (below the daemon's per-connection bound, 64 by default).
-  var window = 32
+  var window = 48
   private var next = 0
 
   init(_ client: LineClient) { self.client = client }

@@ -1,8 +1,10 @@
 import Model
 import Tensor
 
-/// An adapter in serving form: every A and B converted once to F16 (half the bytes a decode
-/// step reads) in one allocation, with a (layer, module) table of factors for the forward.
+/// An adapter in serving form: every A and Bᵀ converted once to the serving type in one
+/// allocation, with a (layer, module) table of factors for the forward. Q8_0 (the default to
+/// serve: about half of F16's bytes, which is what a decode step with many adapters reads) falls
+/// back to F16 for a factor whose sides are not multiples of 32.
 /// Only the serving copy is kept (no F32 master), so `bytes` is what it really costs.
 /// Immutable after init, so sequences that started on it keep it even when a newer version
 /// becomes current; freed when the last sequence and the registry let go of it.
@@ -18,69 +20,88 @@ public final class ResidentAdapter: LowRankSource, @unchecked Sendable {  // imm
   private let storage: UnsafeMutableRawPointer
   private let table: [LowRankFactor?]  // (layer, module)
 
-  /// - type: `.f16` (default, serving) or `.f32` (exact, for checks).
-  public init(_ w: LoRAWeights, layers: Int, type: GGMLType = .f16) {
-    precondition(type == .f16 || type == .f32)
+  /// The types lorad serves LoRA factors in.
+  public static let servingTypes: [GGMLType] = [.q8_0, .f16, .f32]
+
+  /// The element type one factor of (rows, cols) gets when `type` is asked for.
+  public static func factorType(_ type: GGMLType, rows: Int, cols: Int) -> GGMLType {
+    type == .q8_0 && (rows % 32 != 0 || cols % 32 != 0) ? .f16 : type
+  }
+
+  /// - type: `.q8_0` (serving default), `.f16`, or `.f32` (exact, for checks and the learner).
+  public init(_ w: LoRAWeights, layers: Int, type: GGMLType = .q8_0) {
+    precondition(Self.servingTypes.contains(type), "LoRA factors are served as Q8_0, F16 or F32")
     name = w.name
     maxRank = w.maxRank
     modules = w.modules
     self.type = type
-    let elt = type == .f16 ? 2 : 4
     let targets = w.pairs.keys.sorted().filter { $0.layer < layers }
     self.targets = targets
+    func rowBytes(_ t: GGMLType, _ n: Int) -> Int { t.rowBytes(n)! }
     var total = 0
     for t in targets {
       let p = w.pairs[t]!
-      total += (p.a.count + p.b.count) * elt
+      let ft = Self.factorType(type, rows: p.rows, cols: p.cols)
+      // Rows of 64-byte aligned starts, so each factor begins on a cache line.
+      total += (p.rank * rowBytes(ft, p.cols) + 63) & ~63
+      total += (p.rank * rowBytes(ft, p.rows) + 63) & ~63
     }
     bytes = total
     let storage = UnsafeMutableRawPointer.allocate(byteCount: max(total, 64), alignment: 64)
     self.storage = storage
     var tab = [LowRankFactor?](repeating: nil, count: layers * LoRAModule.allCases.count)
     var off = 0
-    func put(_ v: [Float]) -> UnsafeRawPointer {
+    // A matrix of `count` rows of n elements, converted row by row (Q8_0 blocks never cross rows).
+    func put(_ v: UnsafePointer<Float>, rows count: Int, _ n: Int, _ ft: GGMLType) -> UnsafeRawPointer {
       let dst = storage + off
-      v.withUnsafeBufferPointer { src in
-        if type == .f16 {
-          RowConversion.fromFloat(.f16, src.baseAddress!, dst, v.count)
-        } else {
-          dst.copyMemory(from: src.baseAddress!, byteCount: v.count * 4)
-        }
-      }
-      off += v.count * elt
+      let rb = rowBytes(ft, n)
+      for r in 0..<count { RowConversion.fromFloat(ft, v + r * n, dst + r * rb, n) }
+      off += (count * rb + 63) & ~63
       return UnsafeRawPointer(dst)
     }
-    for t in targets where t.layer < layers {
+    for t in targets {
       let p = w.pairs[t]!
-      // Bᵀ: (rank, rows), so the expand half streams contiguous rows.
+      let ft = Self.factorType(type, rows: p.rows, cols: p.cols)
+      // Bᵀ: (rank, rows), so the expand half streams contiguous rows; in Q8_0, as panels (the
+      // rank blocks of each 32 columns together, see lk_lora_expand_q8).
       var bt = [Float](repeating: 0, count: p.b.count)
-      for r in 0..<p.rows { for k in 0..<p.rank { bt[k * p.rows + r] = p.b[r * p.rank + k] } }
-      let a = put(p.a), b = put(bt)
+      for r in 0..<p.rows {
+        for k in 0..<p.rank { bt[Self.btIndex(ft, k, r, rank: p.rank, rows: p.rows)] = p.b[r * p.rank + k] }
+      }
+      let a = p.a.withUnsafeBufferPointer { put($0.baseAddress!, rows: p.rank, p.cols, ft) }
+      let b = bt.withUnsafeBufferPointer { put($0.baseAddress!, rows: p.rank, p.rows, ft) }
       tab[t.layer * LoRAModule.allCases.count + t.module.index] = LowRankFactor(
-        rank: p.rank, rows: p.rows, cols: p.cols, scale: p.scale, type: type, a: a, bt: b)
+        rank: p.rank, rows: p.rows, cols: p.cols, scale: p.scale, type: ft, a: a, bt: b)
     }
     table = tab
   }
 
   deinit { storage.deallocate() }
 
-  /// The weights as the forward uses them, back in F32 (F16-rounded when served in F16).
+  /// The weights as the forward uses them, back in F32 (rounded as served: F16 or Q8_0).
   public var weights: LoRAWeights {
     var pairs: [LoRATarget: LoRAPair] = [:]
     for t in targets {
       let f = factor(layer: t.layer, module: t.module)!
       func read(_ p: UnsafeRawPointer, _ n: Int) -> [Float] {
         [Float](unsafeUninitializedCapacity: n) { buf, count in
-          RowConversion.toFloat(type, p, buf.baseAddress!, n)
+          RowConversion.toFloat(f.type, p, buf.baseAddress!, n)
           count = n
         }
       }
       let bt = read(f.bt, f.rows * f.rank)
       var b = [Float](repeating: 0, count: bt.count)
-      for r in 0..<f.rows { for k in 0..<f.rank { b[r * f.rank + k] = bt[k * f.rows + r] } }
+      for r in 0..<f.rows {
+        for k in 0..<f.rank { b[r * f.rank + k] = bt[Self.btIndex(f.type, k, r, rank: f.rank, rows: f.rows)] }
+      }
       pairs[t] = LoRAPair(rank: f.rank, rows: f.rows, cols: f.cols, scale: f.scale, a: read(f.a, f.rank * f.cols), b: b)
     }
     return LoRAWeights(name: name, pairs: pairs)
+  }
+
+  /// Where Bᵀ[k, r] is stored: row-major (rank, rows), or for Q8_0 in panels of 32 columns.
+  static func btIndex(_ type: GGMLType, _ k: Int, _ r: Int, rank: Int, rows: Int) -> Int {
+    type == .q8_0 ? ((r >> 5) * rank + k) << 5 | (r & 31) : k * rows + r
   }
 
   public func factor(layer: Int, module: LoRAModule) -> LowRankFactor? {

@@ -151,6 +151,77 @@ LK_AVX2 static void expand_avx2(float *y, int64_t ldy, const float *t, int64_t l
 }
 #endif
 
+// ---- Q8_0 factors -----------------------------------------------------------------------
+// ggml's Q8_0 blocks (f16 scale, 32 int8): a quarter of F32's bytes, about half of F16's.
+// Bᵀ is stored in panels: for each block of 32 columns, its rank blocks one after another, so
+// the expand streams the factor front to back (one stream the prefetchers follow, not rank
+// strided ones) and a panel (rank × 34 bytes) stays in L1 across the rows of t.
+
+static void expand_q8_scalar(float *y, int64_t ldy, const float *t, int64_t ldt, int64_t ntok, const void *bt,
+                             int64_t rank, int64_t rows, int64_t c0, int64_t c1, float scale) {
+  const block_q8_0 *B = bt;
+  (void)rows;
+  for (int64_t c = c0; c < c1; c += QK)
+    for (int64_t i = 0; i < ntok; i++) {
+      float *yi = y + i * ldy + c;
+      for (int64_t k = 0; k < rank; k++) {
+        const block_q8_0 *blk = B + (c / QK) * rank + k;
+        const float w = scale * t[i * ldt + k] * lk_h2f(blk->d);
+        for (int j = 0; j < QK; j++) yi[j] += w * (float)blk->qs[j];
+      }
+    }
+}
+
+#if LK_X86
+LK_AVX2 static void expand_q8_avx2(float *y, int64_t ldy, const float *t, int64_t ldt, int64_t ntok, const void *bt,
+                                   int64_t rank, int64_t rows, int64_t c0, int64_t c1, float scale) {
+  const block_q8_0 *B = bt;
+  (void)rows;
+  for (int64_t c = c0; c < c1; c += QK)
+    for (int64_t i = 0; i < ntok; i++) {
+      float *yi = y + i * ldy + c;
+      const float *ti = t + i * ldt;
+      __m256 a0 = _mm256_loadu_ps(yi), a1 = _mm256_loadu_ps(yi + 8);
+      __m256 a2 = _mm256_loadu_ps(yi + 16), a3 = _mm256_loadu_ps(yi + 24);
+      for (int64_t k = 0; k < rank; k++) {
+        const block_q8_0 *blk = B + (c / QK) * rank + k;
+        const __m256 w = _mm256_set1_ps(scale * ti[k] * _cvtsh_ss(blk->d));
+        const __m256i q = _mm256_loadu_si256((const __m256i *)blk->qs);
+        const __m128i lo = _mm256_castsi256_si128(q), hi = _mm256_extracti128_si256(q, 1);
+        a0 = _mm256_fmadd_ps(w, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(lo)), a0);
+        a1 = _mm256_fmadd_ps(w, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(lo, 8))), a1);
+        a2 = _mm256_fmadd_ps(w, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(hi)), a2);
+        a3 = _mm256_fmadd_ps(w, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(hi, 8))), a3);
+      }
+      _mm256_storeu_ps(yi, a0);
+      _mm256_storeu_ps(yi + 8, a1);
+      _mm256_storeu_ps(yi + 16, a2);
+      _mm256_storeu_ps(yi + 24, a3);
+    }
+}
+#endif
+
+void lk_lora_shrink_q8(float *t, int64_t ldt, const void *xq, int64_t xstride, int64_t ntok, const void *a,
+                       int64_t rank, int64_t cols) {
+  if (ntok == 1) {  // bit-identical to lk_matmul's row (its contract), without the tiling set-up
+    lk_matvec(LK_Q8_0, t, a, xq, cols, 0, rank);
+    return;
+  }
+  lk_matmul(LK_Q8_0, t, ldt, a, xq, xstride, ntok, cols, 0, rank);
+}
+
+void lk_lora_expand_q8(float *y, int64_t ldy, const float *t, int64_t ldt, int64_t ntok, const void *bt,
+                       int64_t rank, int64_t rows, int64_t c0, int64_t c1, float scale) {
+  if (c1 <= c0 || ntok <= 0) return;
+#if LK_X86
+  if (lk_isa() >= LK_ISA_AVX2) {  // the AVX2 kernel is also the AVX-512 machines' (memory bound)
+    expand_q8_avx2(y, ldy, t, ldt, ntok, bt, rank, rows, c0, c1, scale);
+    return;
+  }
+#endif
+  expand_q8_scalar(y, ldy, t, ldt, ntok, bt, rank, rows, c0, c1, scale);
+}
+
 void lk_lora_shrink(float *t, int64_t ldt, const float *x, int64_t ldx, int64_t ntok, int type, const void *a,
                     int64_t rank, int64_t cols) {
 #if LK_X86

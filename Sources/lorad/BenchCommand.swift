@@ -34,6 +34,12 @@ struct BenchCommand: ParsableCommand {
   var distinctAdapters: Int = 0
   @Option(name: .long, help: "Rank of the random adapters (all seven projections).")
   var rank: Int = 16
+  @Flag(
+    name: .customLong("against-base"),
+    help:
+      "With adapters: also run every repetition without them, alternating in the same process, and report the ratios (adapters / base); robust on a shared, noisy machine."
+  )
+  var againstBase = false
   @Option(
     name: .customLong("registry"),
     help: "Instead: the registry benchmark with this many adapters on disk (cold load to first token, resident memory)."
@@ -100,7 +106,7 @@ struct BenchCommand: ParsableCommand {
     let adapters = (0..<distinctAdapters).map {
       ResidentAdapter(
         LoRAWeights.random(name: "bench\($0)", config: c, rank: rank, alpha: Float(2 * rank), seed: seed + UInt64($0)),
-        layers: c.layers)
+        layers: c.layers, type: adapterOptions.residentType)
     }
     // --adapter applies to every sequence; --distinct-adapters spreads random ones over them.
     let (given, leases) = try adapterOptions.resolve(config: c)
@@ -117,9 +123,8 @@ struct BenchCommand: ParsableCommand {
     for s in 0..<S { batch.add(prompt[s * perSeq], position: 0, cache: caches[s], logits: true, adapters: mixes[s]) }
     ctx.forward(batch)
 
-    var pp: [Double] = []
-    var tg: [Double] = []
-    for _ in 0..<repetitions {
+    // One repetition: prefill, then decode, each sequence with its mix (or none).
+    func once(_ mixes: [AdapterMix?]) -> (pp: Double, tg: Double) {
       // Prefill: one batch holding every sequence's prompt, each with its adapter.
       batch.clear()
       for s in 0..<S {
@@ -130,7 +135,7 @@ struct BenchCommand: ParsableCommand {
       }
       let t0 = now()
       ctx.forward(batch)
-      pp.append(Double(perSeq * S) / (now() - t0))
+      let pp = Double(perSeq * S) / (now() - t0)
 
       // Decode from a one-token context, as llama-bench's tg does: S rows per step.
       var toks = (0..<S).map { prompt[$0 * perSeq] }
@@ -142,7 +147,31 @@ struct BenchCommand: ParsableCommand {
         ctx.forward(batch)
         for s in 0..<S { toks[s] = Sampler.argmax(ctx.logits(row: s), c.vocabSize) }
       }
-      tg.append(Double(genTokens * S) / (now() - t1))
+      return (pp, Double(genTokens * S) / (now() - t1))
+    }
+    let compare = againstBase && mixes.contains { $0 != nil }
+    let none = [AdapterMix?](repeating: nil, count: S)
+    var pp: [Double] = [], tg: [Double] = []
+    var ppBase: [Double] = [], tgBase: [Double] = []
+    for r in 0..<repetitions {
+      // Alternate which goes first, so a drift in machine speed does not favour either.
+      if compare && r % 2 == 1 {
+        let b = once(none)
+        ppBase.append(b.pp)
+        tgBase.append(b.tg)
+      }
+      let a = once(mixes)
+      pp.append(a.pp)
+      tg.append(a.tg)
+      if compare && r % 2 == 0 {
+        let b = once(none)
+        ppBase.append(b.pp)
+        tgBase.append(b.tg)
+      }
+    }
+    func median(_ a: [Double]) -> Double {
+      let s = a.sorted()
+      return s.isEmpty ? 0 : s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
     }
     func mean(_ a: [Double]) -> Double { a.reduce(0, +) / Double(a.count) }
     func sd(_ a: [Double]) -> Double {
@@ -158,14 +187,27 @@ struct BenchCommand: ParsableCommand {
           "pp%d: %.1f ± %.1f t/s   tg%d: %.1f ± %.1f t/s   threads %d   sequences %d   adapters %d (rank %d)   batched %@   peak RSS %.0f MB",
         promptTokens, mean(pp), sd(pp), genTokens, mean(tg), sd(tg), modelOptions.threads, S, distinctAdapters, rank,
         batched, rss))
-    let json: [String: Any] = [
+    var json: [String: Any] = [
       "model": URL(fileURLWithPath: try modelOptions.resolvedModelPath()).lastPathComponent,
       "threads": modelOptions.threads, "prompt_tokens": promptTokens, "gen_tokens": genTokens,
       "sequences": S, "distinct_adapters": distinctAdapters, "rank": rank,
       "adapter_bytes": adapters.reduce(0) { $0 + $1.bytes },
       "prefill_tokens_per_s": (mean(pp) * 10).rounded() / 10, "decode_tokens_per_s": (mean(tg) * 10).rounded() / 10,
       "peak_rss_mb": rss.rounded(), "batched": batched, "isa": isaName(),
+      "adapter_type": adapterOptions.adapterType,
     ]
+    if compare {
+      // Ratios of each repetition with its base neighbour, then the median.
+      let tgRatio = median(zip(tg, tgBase).map { $0 / $1 }), ppRatio = median(zip(pp, ppBase).map { $0 / $1 })
+      json["base_decode_tokens_per_s"] = (mean(tgBase) * 10).rounded() / 10
+      json["base_prefill_tokens_per_s"] = (mean(ppBase) * 10).rounded() / 10
+      json["decode_ratio"] = (tgRatio * 1000).rounded() / 1000
+      json["prefill_ratio"] = (ppRatio * 1000).rounded() / 1000
+      printError(
+        String(
+          format: "against the base, same process, alternating: tg %.1f vs %.1f t/s (median ratio %.3f), pp ratio %.3f",
+          mean(tg), mean(tgBase), tgRatio, ppRatio))
+    }
     let d = try JSONSerialization.data(withJSONObject: json, options: [.sortedKeys])
     print(String(data: d, encoding: .utf8)!)
   }

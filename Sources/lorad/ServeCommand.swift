@@ -34,6 +34,11 @@ struct ServeCommand: ParsableCommand {
   var state = "state"
   @Option(name: .customLong("adapter-memory"), help: "Memory budget for resident adapters (e.g. 256MB, 1GB).")
   var adapterMemory = "1GB"
+
+  @Option(
+    name: .customLong("adapter-type"),
+    help: "Element type adapters are served in: q8 (int8 blocks, about half of f16's bytes, the default), f16 or f32.")
+  var adapterType = "q8"
   @Option(name: .customLong("max-sequences"), help: "Sequences decoding together at most.")
   var maxSequences = 16
   @Option(name: .customLong("max-queued"), help: "Requests waiting at most; past it requests get `overloaded`.")
@@ -90,6 +95,7 @@ struct ServeCommand: ParsableCommand {
     guard (64...(64 << 20)).contains(maxLine) else { throw ValidationError("--max-line must be 64 B...64 MiB") }
     guard idleTimeout >= 0, grace >= 0 else { throw ValidationError("--idle-timeout and --grace cannot be negative") }
     _ = try MemorySize.parse(adapterMemory)
+    _ = try AdapterOptions.residentType(adapterType)
     guard (1...1_000_000).contains(maxPerConnection) else {
       throw ValidationError("--max-per-connection must be 1...1000000")
     }
@@ -112,7 +118,8 @@ struct ServeCommand: ParsableCommand {
     let m = try modelOptions.load()
     try FileManager.default.createDirectory(atPath: state, withIntermediateDirectories: true)
     let registry = try AdapterRegistry(
-      directory: adapters, config: m.model.config, memoryBudget: try MemorySize.parse(adapterMemory))
+      directory: adapters, config: m.model.config, memoryBudget: try MemorySize.parse(adapterMemory),
+      residentType: try AdapterOptions.residentType(adapterType))
     var config = DaemonConfiguration()
     config.server.inheritedListeners = inherited
     let tcp = listen ?? (inherited.isEmpty ? "127.0.0.1:7411" : "none")

@@ -77,15 +77,18 @@ func randomLoRA(_ name: String, _ c: LlamaConfig, rank: Int, alpha: Float, seed:
   }
 
   /// Four adapters, a two-adapter mix and the base, decoded together in one batch, give each
-  /// sequence the same greedy tokens and logits as when it runs alone.
-  @Test func mixedBatchEqualsEachAlone() throws {
+  /// sequence the same greedy tokens and logits as when it runs alone, with the factors served
+  /// in Q8_0 (the default) and in F16.
+  @Test(arguments: [GGMLType.q8_0, .f16]) func mixedBatchEqualsEachAlone(type: GGMLType) throws {
     let path = TinyModel.temporaryPath("mixed.gguf")
     try TinyModel.write(to: path, seed: 2)
     let m = try LlamaModel(path: path)
     let ads = (0..<4).map {
       ResidentAdapter(
-        randomLoRA("a\($0)", m.config, rank: 4, alpha: 8, seed: 100 + UInt64($0)), layers: m.config.layers)
+        randomLoRA("a\($0)", m.config, rank: 4, alpha: 8, seed: 100 + UInt64($0)), layers: m.config.layers,
+        type: type)
     }
+    #expect(ads[0].factor(layer: 0, module: .k)?.type == type, "every factor of the tiny model is served as \(type)")
     let mixes: [AdapterMix?] = [
       nil, AdapterMix(ads[0]), AdapterMix(ads[1], scale: 0.5), AdapterMix(ads[2]), AdapterMix(ads[3], scale: 1.5),
       AdapterMix([.init(source: ads[0], scale: 0.5), .init(source: ads[1], scale: 1)]),

@@ -32,7 +32,7 @@ public final class AdapterRegistry: @unchecked Sendable {  // all mutable state 
   public let config: LlamaConfig
   /// Resident bytes allowed (serving copies, leased or not).
   public let memoryBudget: Int
-  /// Element type of resident copies: `.f16` to serve, `.f32` for exact checks.
+  /// Element type of resident copies: `.q8_0` (default) or `.f16` to serve, `.f32` for exact checks.
   public let residentType: GGMLType
 
   let lock = NSLock()
@@ -64,7 +64,7 @@ public final class AdapterRegistry: @unchecked Sendable {  // all mutable state 
 
   /// - directory: the adapters directory (need not exist yet; `create` makes it).
   /// - memoryBudget: bytes of resident serving copies allowed, at least 1.
-  public init(directory: String, config: LlamaConfig, memoryBudget: Int, residentType: GGMLType = .f16) throws {
+  public init(directory: String, config: LlamaConfig, memoryBudget: Int, residentType: GGMLType = .q8_0) throws {
     guard memoryBudget > 0 else { throw RegistryError.badArgument("the adapter memory budget must be positive") }
     self.directory = URL(fileURLWithPath: directory).standardizedFileURL.path
     self.config = config

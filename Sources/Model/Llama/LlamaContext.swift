@@ -36,8 +36,11 @@ public final class LlamaContext: @unchecked Sendable {  // owned by one compute 
   // LoRA: the step's runs of rows per adapter mix, its tasks, and their scratch (grown on demand).
   var loraRuns: [LoRARun] = []
   var loraTasks: [LoRATask] = []
+  var loraGroups: [Int] = []  // where each (run, output) group of loraTasks starts
   var loraT: UnsafeMutablePointer<Float>? = nil  // (Σ tasks count × rank) intermediates A·x
   var loraTCount = 0
+  var loraXq: UnsafeMutableRawPointer? = nil  // x rows in Q8_0 for Q8_0 factors
+  var loraXqBytes = 0
   /// Logits of the rows that asked for them, in batch order: (maxLogitRows, vocab).
   public let logits: UnsafeMutablePointer<Float>
 
@@ -89,6 +92,8 @@ public final class LlamaContext: @unchecked Sendable {  // owned by one compute 
     for p in [x, xb, xb2, q, k, v, att, hb, hb2, ropeCos, ropeSin, invFreq, scores, gemmScores, logits] {
       p.deallocate()
     }
+    loraT?.deallocate()
+    loraXq?.deallocate()
   }
 
   /// A KV cache sized for this model.

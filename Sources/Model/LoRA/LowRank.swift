@@ -1,8 +1,9 @@
 import Tensor
 
 /// One low-rank update ΔW = scale · B·A of a base weight (rows × cols), in the form the forward
-/// multiplies: A is (rank, cols) and Bᵀ is (rank, rows), both row-major, F16 or F32, so both
-/// halves stream long contiguous rows. The memory
+/// multiplies: A is (rank, cols) and Bᵀ is (rank, rows), both row-major, F16, F32 or Q8_0 (ggml's
+/// blocks of 32 int8 with an F16 scale; cols and rows multiples of 32), so both halves stream long
+/// contiguous rows. The memory
 /// belongs to the `LowRankSource` that handed it out, which outlives every step using it.
 public struct LowRankFactor: @unchecked Sendable {  // points into its source's immutable buffers
   public let rank: Int
@@ -12,11 +13,12 @@ public struct LowRankFactor: @unchecked Sendable {  // points into its source's 
   public let scale: Float
   public let type: GGMLType
   public let a: UnsafeRawPointer  // (rank, cols)
-  public let bt: UnsafeRawPointer  // (rank, rows): Bᵀ
+  public let bt: UnsafeRawPointer  // (rank, rows): Bᵀ; Q8_0 in panels (see lk_lora_expand_q8)
 
   public init(rank: Int, rows: Int, cols: Int, scale: Float, type: GGMLType, a: UnsafeRawPointer, bt: UnsafeRawPointer)
   {
-    precondition(type == .f16 || type == .f32, "LoRA factors are F16 or F32")
+    precondition(type == .f16 || type == .f32 || type == .q8_0, "LoRA factors are F16, F32 or Q8_0")
+    precondition(type != .q8_0 || (rows % 32 == 0 && cols % 32 == 0), "Q8_0 factors need multiples of 32")
     self.rank = rank
     self.rows = rows
     self.cols = cols

@@ -1,3 +1,4 @@
+import Dispatch
 import Model
 import Tensor
 
@@ -38,40 +39,53 @@ public final class ResidentAdapter: LowRankSource, @unchecked Sendable {  // imm
     let targets = w.pairs.keys.sorted().filter { $0.layer < layers }
     self.targets = targets
     func rowBytes(_ t: GGMLType, _ n: Int) -> Int { t.rowBytes(n)! }
+    // Where each target's A and Bᵀ go: 64-byte aligned starts, so each factor begins on a cache line.
+    var offsets: [(a: Int, b: Int, type: GGMLType)] = []
+    offsets.reserveCapacity(targets.count)
     var total = 0
     for t in targets {
       let p = w.pairs[t]!
       let ft = Self.factorType(type, rows: p.rows, cols: p.cols)
-      // Rows of 64-byte aligned starts, so each factor begins on a cache line.
+      let a = total
       total += (p.rank * rowBytes(ft, p.cols) + 63) & ~63
+      offsets.append((a, total, ft))
       total += (p.rank * rowBytes(ft, p.rows) + 63) & ~63
     }
     bytes = total
     let storage = UnsafeMutableRawPointer.allocate(byteCount: max(total, 64), alignment: 64)
     self.storage = storage
-    var tab = [LowRankFactor?](repeating: nil, count: layers * LoRAModule.allCases.count)
-    var off = 0
-    // A matrix of `count` rows of n elements, converted row by row (Q8_0 blocks never cross rows).
-    func put(_ v: UnsafePointer<Float>, rows count: Int, _ n: Int, _ ft: GGMLType) -> UnsafeRawPointer {
-      let dst = storage + off
-      let rb = rowBytes(ft, n)
-      for r in 0..<count { RowConversion.fromFloat(ft, v + r * n, dst + r * rb, n) }
-      off += (count * rb + 63) & ~63
-      return UnsafeRawPointer(dst)
-    }
-    for t in targets {
-      let p = w.pairs[t]!
-      let ft = Self.factorType(type, rows: p.rows, cols: p.cols)
+    // The conversions, targets spread over the cores (each writes only its own bytes): a cold
+    // load is on the path to a request's first token.
+    let pairs = targets.map { w.pairs[$0]! }
+    let offs = offsets
+    let base = Int(bitPattern: storage)  // each iteration writes only its own byte ranges
+    DispatchQueue.concurrentPerform(iterations: targets.count) { i in
+      let p = pairs[i], o = offs[i]
+      let storage = UnsafeMutableRawPointer(bitPattern: base)!
+      // A matrix of `count` rows of n elements, converted row by row (Q8_0 blocks never cross rows).
+      func put(_ v: UnsafePointer<Float>, rows count: Int, _ n: Int, at off: Int) {
+        let rb = o.type.rowBytes(n)!
+        for r in 0..<count { RowConversion.fromFloatForServing(o.type, v + r * n, storage + off + r * rb, n) }
+      }
+      p.a.withUnsafeBufferPointer { put($0.baseAddress!, rows: p.rank, p.cols, at: o.a) }
       // Bᵀ: (rank, rows), so the expand half streams contiguous rows; in Q8_0, as panels (the
       // rank blocks of each 32 columns together, see lk_lora_expand_q8).
-      var bt = [Float](repeating: 0, count: p.b.count)
-      for r in 0..<p.rows {
-        for k in 0..<p.rank { bt[Self.btIndex(ft, k, r, rank: p.rank, rows: p.rows)] = p.b[r * p.rank + k] }
+      let bt = [Float](unsafeUninitializedCapacity: p.b.count) { buf, n in
+        p.b.withUnsafeBufferPointer { b in
+          for r in 0..<p.rows {
+            for k in 0..<p.rank { buf[Self.btIndex(o.type, k, r, rank: p.rank, rows: p.rows)] = b[r * p.rank + k] }
+          }
+        }
+        n = p.b.count
       }
-      let a = p.a.withUnsafeBufferPointer { put($0.baseAddress!, rows: p.rank, p.cols, ft) }
-      let b = bt.withUnsafeBufferPointer { put($0.baseAddress!, rows: p.rank, p.rows, ft) }
+      bt.withUnsafeBufferPointer { put($0.baseAddress!, rows: p.rank, p.rows, at: o.b) }
+    }
+    var tab = [LowRankFactor?](repeating: nil, count: layers * LoRAModule.allCases.count)
+    for (i, t) in targets.enumerated() {
+      let p = pairs[i], o = offsets[i]
       tab[t.layer * LoRAModule.allCases.count + t.module.index] = LowRankFactor(
-        rank: p.rank, rows: p.rows, cols: p.cols, scale: p.scale, type: ft, a: a, bt: b)
+        rank: p.rank, rows: p.rows, cols: p.cols, scale: p.scale, type: o.type, a: UnsafeRawPointer(storage + o.a),
+        bt: UnsafeRawPointer(storage + o.b))
     }
     table = tab
   }

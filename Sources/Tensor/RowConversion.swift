@@ -12,4 +12,16 @@ public enum RowConversion {
   {
     lk_quantize_row(type.code, src, dst, Int64(n))
   }
+
+  /// dst = src[0..<n] in `type` for serving: Q8_0 through the SIMD quantizer the activations use
+  /// (the same ggml blocks, many times faster than the scalar reference of `fromFloat`).
+  public static func fromFloatForServing(
+    _ type: GGMLType, _ src: UnsafePointer<Float>, _ dst: UnsafeMutableRawPointer, _ n: Int
+  ) {
+    if type == .q8_0 {
+      lk_quantize_act(type.code, src, dst, Int64(n))
+    } else {
+      lk_quantize_row(type.code, src, dst, Int64(n))
+    }
+  }
 }

@@ -51,7 +51,7 @@ public enum PEFTAdapter {
     }
     guard !found.isEmpty else { throw AdapterError.empty(path: weightsPath) }
 
-    var pairs: [LoRATarget: LoRAPair] = [:]
+    var jobs: [(target: LoRATarget, rank: Int, scale: Float, a: SafetensorsTensor, b: SafetensorsTensor)] = []
     for target in found.keys.sorted() {
       let f = found[target]!
       guard let a = f.a else { throw AdapterError.missingPair(path: weightsPath, tensor: f.b!.name, missing: "lora_A") }
@@ -66,10 +66,18 @@ public enum PEFTAdapter {
           path: weightsPath, tensor: a.name, rank: rank, expected: want,
           reason: "\(configFile) gives \(f.path) rank \(want) (r or rank_pattern)")
       }
-      pairs[target] = LoRAPair(
-        rank: rank, rows: b.shape[0], cols: a.shape[1], scale: peft.scale(f.path),
-        a: try st.floats(a), b: try st.floats(b))
+      jobs.append((target, rank, peft.scale(f.path), a, b))
     }
+    // The conversions to F32 (and the finiteness checks), tensors spread over the cores.
+    let todo = jobs
+    let done = try parallelMap(todo.count) { i in
+      let j = todo[i]
+      return LoRAPair(
+        rank: j.rank, rows: j.b.shape[0], cols: j.a.shape[1], scale: j.scale, a: try st.floats(j.a),
+        b: try st.floats(j.b))
+    }
+    var pairs: [LoRATarget: LoRAPair] = [:]
+    for (j, pair) in zip(jobs, done) { pairs[j.target] = pair }
     return LoRAWeights(name: name, pairs: pairs)
   }
 

@@ -34,8 +34,8 @@ import Testing
     let new = try reg.acquire("a")
     #expect(reg.stats.loads == loads + 1)
     #expect(new.adapter !== old.adapter)
-    for (t, p) in replacement.pairs {
-      #expect(new.adapter.weights.pairs[t]!.b == f16(p.b))
+    for (t, p) in RegistryFixture.served(replacement, reg).pairs {
+      #expect(new.adapter.weights.pairs[t]!.b == p.b)
       #expect(old.adapter.weights.pairs[t]?.b.allSatisfy { $0 == 0 } ?? true)
     }
     old.release()

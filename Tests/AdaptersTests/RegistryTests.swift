@@ -23,6 +23,11 @@ enum RegistryFixture {
     try AdapterRegistry(directory: dir, config: config, memoryBudget: budget)
   }
 
+  /// The weights as a registry serves them (rounded to its resident type).
+  static func served(_ w: LoRAWeights, _ reg: AdapterRegistry) -> LoRAWeights {
+    ResidentAdapter(w, layers: config.layers, type: reg.residentType).weights
+  }
+
   /// Logits of every position of a fixed prompt, with or without an adapter.
   static func logits(_ mix: AdapterMix?) -> [[Float]] {
     let tokens: [Int32] = [3, 17, 99, 140, 8, 255, 31]
@@ -87,7 +92,8 @@ func isBadName(_ e: RegistryError?) -> Bool {
     // The same seed gives the same A.
     let again = AdapterRegistry.freshWeights(
       name: "x", config: RegistryFixture.config, rank: 4, alpha: 8, targets: [.q, .v], seed: 7)
-    #expect(again.pairs.keys.allSatisfy { f16(again.pairs[$0]!.a) == w.pairs[$0]!.a })
+    let served = RegistryFixture.served(again, reg)
+    #expect(again.pairs.keys.allSatisfy { served.pairs[$0]!.a == w.pairs[$0]!.a })
 
     let withAdapter = RegistryFixture.logits(AdapterMix(lease.adapter))
     let base = RegistryFixture.logits(nil)
@@ -114,8 +120,9 @@ func isBadName(_ e: RegistryError?) -> Bool {
 
     let new = try reg.acquire("x")
     #expect(new.version == 1 && old.version == 0)
-    for (t, p) in learned.pairs {
-      #expect(new.adapter.weights.pairs[t]!.b == f16(p.b) && new.adapter.weights.pairs[t]!.a == f16(p.a))
+    let served = RegistryFixture.served(learned, reg)
+    for (t, p) in served.pairs {
+      #expect(new.adapter.weights.pairs[t]!.b == p.b && new.adapter.weights.pairs[t]!.a == p.a)
       #expect(old.adapter.weights.pairs[t]?.b.allSatisfy { $0 == 0 } ?? true)
     }
     // The old lease still computes the base; the new one does not.

@@ -6,20 +6,30 @@ import Testing
 /// workers spinning, parked, and woken from sleep.
 struct PoolKernelTests {
   /// Per-job counters: slot ith counts the runs of thread ith (each slot touched by one thread).
+  /// Raw memory, not a Swift array: `withUnsafeMutableBufferPointer` on an array moves its
+  /// buffer out for the duration, so two threads in it at once would race on the array itself.
   final class Counts {
     let threads: Int
-    var hits: [Int]
-    var badNth = 0
+    let hits: UnsafeMutablePointer<Int>  // slot ith at ith * 16, one cache line per slot
+    let badNth: UnsafeMutablePointer<Int>  // per slot too
     init(threads: Int) {
       self.threads = threads
-      hits = [Int](repeating: 0, count: threads * 16)  // one cache line per slot
+      hits = .allocate(capacity: threads * 16)
+      hits.initialize(repeating: 0, count: threads * 16)
+      badNth = .allocate(capacity: threads * 16)
+      badNth.initialize(repeating: 0, count: threads * 16)
     }
+    deinit {
+      hits.deallocate()
+      badNth.deallocate()
+    }
+    var wrongNth: Int { (0..<threads).reduce(0) { $0 + badNth[$1 * 16] } }
   }
 
   static let count: lk_task_fn = { ctx, ith, nth in
     let c = Unmanaged<Counts>.fromOpaque(ctx!).takeUnretainedValue()
-    c.hits.withUnsafeMutableBufferPointer { $0[Int(ith) * 16] += 1 }
-    if Int(nth) != c.threads { c.badNth += 1 }
+    c.hits[Int(ith) * 16] += 1
+    if Int(nth) != c.threads { c.badNth[Int(ith) * 16] += 1 }
   }
 
   func runJobs(_ pool: OpaquePointer, _ counts: Counts, _ jobs: Int) {
@@ -41,7 +51,7 @@ struct PoolKernelTests {
     // workers that slept after their spin timeout
     usleep(5000)
     runJobs(pool, counts, 10)
-    #expect(counts.badNth == 0)
+    #expect(counts.wrongNth == 0)
     for ith in 0..<threads { #expect(counts.hits[ith * 16] == 2020, "thread \(ith)") }
   }
 

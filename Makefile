@@ -6,7 +6,7 @@ MODEL := models/SmolLM2-135M-Instruct.Q4_1.gguf
 LORAD := .build/release/lorad
 THREADS ?= 2
 
-.PHONY: all deps model build serve test lint bench learn-demo format clean systemd-check
+.PHONY: all deps model build serve test lint bench bench-deps learn-demo format clean systemd-check
 
 all: build
 
@@ -35,8 +35,13 @@ test: model lint systemd-check
 lint:
 	@$(SWIFT) format lint --strict --recursive Sources Tests Package.swift
 
-bench: model build
+bench: model build bench-deps
 	@bench/compare $(THREADS)
+
+# The benchmarks' Python side (random GGUF LoRA adapters for llama-server): installed once.
+bench-deps:
+	@python3 -c "import gguf, numpy" 2>/dev/null || { echo "installing gguf and numpy (pip)"; \
+	  python3 -m pip install -q --disable-pip-version-check "gguf==0.17.1" numpy 2>&1 | grep -v "as the 'root' user" || true; }
 
 learn-demo: model build
 	@bench/learn/run $(PREFERENCES)

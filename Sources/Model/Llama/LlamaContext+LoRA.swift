@@ -47,11 +47,12 @@ extension LlamaContext {
   /// y_s[rows of each run] += user scale · factor scale · B·(A·x) for every adapter part of the
   /// run and every output s of this call (q, k, v share x; gate, up share x). Base rows without
   /// adapters are untouched. Two ways to share the work, with the same arithmetic per row:
-  /// - many (run, output) groups (decode with several adapters): one pool job, each group whole
-  ///   on one thread (quantize its rows, shrink, expand every part in order), so no two threads
-  ///   write the same element and a layer costs one synchronisation per call, not three;
-  /// - few groups (one adapter, long prefill runs): x quantized once, the shrinks by task, then
-  ///   the expands split by column across threads.
+  /// - many (run, output) groups (decode with several adapters) or only short runs: one pool
+  ///   job, each group whole on one thread (quantize its rows, shrink, expand every part in
+  ///   order), so no two threads write the same element and a call costs one synchronisation,
+  ///   not three;
+  /// - few groups with long runs (one adapter's prefill): x quantized once, the shrinks by task,
+  ///   then the expands split by column across threads.
   func applyLoRA(
     layer l: Int, x: UnsafePointer<Float>, ldx: Int,
     _ o0: (LoRAModule, UnsafeMutablePointer<Float>, Int),
@@ -113,7 +114,10 @@ extension LlamaContext {
 
     let groups = loraGroups
     let ng = groups.count
-    if ng >= 2 * pool.threads {
+    // Few rows (decode, short prompts): the low-rank work is small, and one pool job beats
+    // three synchronisations even when a thread gets more of it than the other.
+    let fewRows = loraRuns.allSatisfy { $0.count <= Self.loraFusedMaxRows }
+    if ng >= 2 * pool.threads || fewRows {
       // Each group quantizes its own rows into its own slice of the scratch.
       var xqOffsets = 0
       if anyQ8 {
@@ -170,6 +174,9 @@ extension LlamaContext {
       }
     }
   }
+
+  /// Runs of at most this many rows always take the one-job path.
+  static let loraFusedMaxRows = 16
 
   /// Grows the Q8_0 copy of x's rows (only ever grows).
   func ensureLoRAQuantScratch(bytes: Int) {

@@ -135,8 +135,8 @@ final class SafetensorsFile: Sendable {
     }
     let src = UnsafeRawBufferPointer(rebasing: file.bytes[t.range])
     let n = t.elementCount
-    var out = [Float](repeating: 0, count: n)
-    out.withUnsafeMutableBufferPointer { o in
+    var bad: Int? = nil
+    let out = [Float](unsafeUninitializedCapacity: n) { o, count in
       switch t.dtype {
       case "F32":
         if n > 0 {
@@ -154,10 +154,13 @@ final class SafetensorsFile: Sendable {
             Double(bitPattern: UInt64(littleEndian: src.loadUnaligned(fromByteOffset: 8 * i, as: UInt64.self))))
         }
       }
+      count = n
+      // NaN and ±inf have every exponent bit set: one branch-free pass, then find the first.
+      var hits: UInt32 = 0
+      for v in UnsafeBufferPointer(o) { hits |= (v.bitPattern & 0x7f80_0000) == 0x7f80_0000 ? 1 : 0 }
+      if hits != 0 { bad = o.firstIndex { !$0.isFinite } }
     }
-    if let bad = out.firstIndex(where: { !$0.isFinite }) {
-      throw AdapterError.nonFinite(path: path, tensor: t.name, index: bad)
-    }
+    if let bad { throw AdapterError.nonFinite(path: path, tensor: t.name, index: bad) }
     return out
   }
 }

@@ -186,6 +186,48 @@ final class EchoServer {
     #expect(s.waitFor { $0.idleClosed == 1 })
   }
 
+  /// A connection waiting for a slow reply (a `learn` with `wait`, say) sends and receives
+  /// nothing for longer than the idle timeout, yet is not idle: it gets its reply, and only then,
+  /// one timeout of silence later, is closed.
+  @Test func aConnectionAwaitingAReplyIsNotIdle() throws {
+    let directory = NSTemporaryDirectory() + "lorad-server-\(UUID().uuidString.prefix(8))"
+    try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(atPath: directory) }
+    var config = ServerConfiguration()
+    config.listen = "127.0.0.1:0"
+    config.idleTimeoutMilliseconds = 150
+    final class Pending: @unchecked Sendable {  // under lock
+      let lock = NSLock()
+      var ids: Set<UInt64> = []
+    }
+    let pending = Pending()
+    nonisolated(unsafe) var serverRef: LineServer?
+    let server = LineServer(configuration: config) { request, connection in
+      let id = connection.id
+      pending.lock.withLock { _ = pending.ids.insert(id.rawValue) }
+      DispatchQueue.global().asyncAfter(deadline: .now() + 0.6) {
+        pending.lock.withLock { _ = pending.ids.remove(id.rawValue) }
+        _ = serverRef?.send(.ok(id: request.id, fields: ["op": .string(request.op)]), to: id)
+      }
+    }
+    serverRef = server
+    server.isAwaitingReplies = { id in pending.lock.withLock { pending.ids.contains(id.rawValue) } }
+    try server.start()
+    defer {
+      server.stop()
+      server.wait()
+    }
+    let c = try TestClient(tcpPort: server.tcpPort!)
+    c.send(#"{"op":"adapters","id":"slow"}"# + "\n")
+    let reply = c.readReply()
+    #expect(reply?["id"] == .string("slow"), "the reply arrives although 0.6 s passed in silence")
+    #expect(server.counters.idleClosed == 0)
+    let t0 = Date()
+    #expect(c.readsEOF())
+    #expect(Date().timeIntervalSince(t0) < 2)
+    #expect(server.counters.idleClosed == 1)
+  }
+
   @Test func connectionsPastTheMaximumGetOverloaded() throws {
     let s = try EchoServer { $0.maxConnections = 2 }
     defer { s.shutdown() }

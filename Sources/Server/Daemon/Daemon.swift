@@ -57,6 +57,7 @@ public final class Daemon: @unchecked Sendable {  // mutable state under `lock`;
       onClose: { [unowned self] id, _ in connectionClosed(id) },
       handler: { [unowned self] request, connection in handle(request, on: connection.id) })
     server.onEndOfInput = { [unowned self] id in inputEnded(id) }
+    server.isAwaitingReplies = { [unowned self] id in lock.withLock { (owners[id.rawValue]?.pending ?? 0) > 0 } }
   }
 
   /// Starts the compute thread and binds the listeners (throws if a listener cannot bind).

@@ -263,13 +263,17 @@ public final class Connection {
 
   // MARK: idle timeout
 
-  private func armIdleTimer() {
+  fileprivate func armIdleTimer() {
     let ms = server.configuration.idleTimeoutMilliseconds
     guard ms > 0, state != .closing else { return }
     uv_timer_start(
       timer,
       { t in
         let c = Connection.from(t!.pointee.data)
+        if c.state == .open, c.server.isAwaitingReplies?(c.id) == true {
+          c.armIdleTimer()  // not idle: a reply is still to come
+          return
+        }
         c.server.count { $0.idleClosed += 1 }
         c.close(.idle)
       }, ms, 0)

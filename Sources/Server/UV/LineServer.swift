@@ -26,6 +26,10 @@ public final class LineServer: @unchecked Sendable {  // see above: loop thread,
   let onClose: CloseHandler?
   /// Set before `start()`; see `EndOfInputHandler`.
   public var onEndOfInput: EndOfInputHandler?
+  /// Set before `start()`: whether a connection still waits for replies to its requests. The idle
+  /// timeout never closes such a connection (a `learn` with `wait` may run for minutes in silence);
+  /// it looks again one timeout later. Called on the loop thread.
+  public var isAwaitingReplies: ((ConnectionID) -> Bool)?
 
   // Loop thread only (or the thread in `start()` before the loop thread exists).
   let loop: UnsafeMutablePointer<uv_loop_t>

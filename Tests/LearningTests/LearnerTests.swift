@@ -127,6 +127,35 @@ import Testing
     print("rejected: \(run.reason)")
   }
 
+  /// stop() during a long run ends it at its next step: the waiting request hears `stopped`,
+  /// nothing is published, and stop() returns long before the run would have finished.
+  @Test func stopEndsARunInProgressWithoutPublishing() throws {
+    let s = try Setup()
+    var c = s.configuration()
+    c.stepsPerRun = 10_000  // minutes of training if nothing stopped it
+    let learner = Learner(model: s.model, registry: s.registry, log: s.log, configuration: c)
+    let done = DispatchSemaphore(value: 0)
+    let outcome = ResultBox()
+    learner.submit(adapter: "a") { r in
+      outcome.set(r)
+      done.signal()
+    }
+    var waited = 0
+    while !learner.isTraining && waited < 500 {
+      usleep(10_000)
+      waited += 1
+    }
+    #expect(learner.isTraining)
+    usleep(200_000)  // into the training steps
+    let t0 = Date()
+    learner.stop()
+    #expect(Date().timeIntervalSince(t0) < 10, "stop() waited \(Date().timeIntervalSince(t0)) s")
+    #expect(done.wait(timeout: .now() + 5) == .success)
+    #expect(throws: LearnerError.self) { try outcome.get() }
+    #expect(try s.registry.resolve("a").version == 0)
+    #expect(!FileManager.default.fileExists(atPath: s.registry.versionDirectory(name: "a", version: 1)))
+  }
+
   @Test func onlyLearnableAdaptersLearn() throws {
     let s = try Setup(examples: 4)
     let other = s.registry.directory + "/plain"

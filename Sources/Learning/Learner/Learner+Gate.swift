@@ -160,6 +160,7 @@ extension Learner {
     let gen = Generator(context: gateContext(), tokenizer: model.tokenizer, cacheCapacity: 512)
     var out: [Sample] = []
     for (i, p) in prompts.enumerated() where p.count + g.sampleTokens + 2 <= 512 {
+      try checkStopping()
       var o = SamplingOptions()
       o.temperature = 1
       o.topK = 0

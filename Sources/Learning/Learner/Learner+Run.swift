@@ -86,6 +86,7 @@ extension Learner {
     let mismatchedRef = try ctx.logProbs(mismatched, adapter: reference).map(\.total)
     var trained = false
     for step in 0..<c.stepsPerRun {
+      try checkStopping()
       let policy = try ctx.logProbs(batch.map(\.sequence), adapter: params).map(\.total)
       var z: Double = 0
       if !mismatched.isEmpty {
@@ -114,6 +115,7 @@ extension Learner {
     }
 
     // The gate, then the version on disk either way.
+    try checkStopping()
     let report = try gate(
       name: name, anchor: anchor, candidate: params, current: currentParams, reference: reference,
       heldOut: heldOut, ctx: ctx, prompts: gatePrompts(held: held, train: train))

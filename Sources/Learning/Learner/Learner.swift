@@ -68,7 +68,17 @@ public final class Learner: @unchecked Sendable {  // queue under `lock`; traini
     t.start()
   }
 
-  /// Stops the thread after the run in progress; queued requests fail with `stopped`.
+  /// Throws `stopped` once `stop()` has been called: a run checks between its steps, so a daemon
+  /// shutting down waits for one training step or one gate sample, not for a whole run.
+  func checkStopping() throws {
+    lock.lock()
+    let s = stopping
+    lock.unlock()
+    if s { throw LearnerError.stopped }
+  }
+
+  /// Stops the thread: the run in progress ends at its next step without publishing anything
+  /// (it fails with `stopped`), and queued requests fail with `stopped`.
   public func stop() {
     lock.lock()
     stopping = true

@@ -202,40 +202,50 @@ LK_AVX2 void lk_mv_q32_avx2(int wtype, float *y, const void *W, const void *xq, 
 }
 
 // ---- matmul ----------------------------------------------------------------------------------
+// Per row and token the same operations in the same order as mv_tile (batch invariance), arranged
+// for registers: the corrections of all tokens in one pass over the scales, and the dot products
+// one row pair (h) at a time, so only 2 unpacked halves and NT accumulators are live (4 halves
+// and 2·NT accumulators spilled to the stack).
 LK_AVX2 LK_INLINE void mm_tile(int wtype, int NT, const uint8_t *const w[4], const uint8_t *const *xrows,
                                const xcoef *xc, int nkb, const void *sc, float *out) {
   const int xbs = xbytes(wtype), xoff = xbs - 32;
-  for (int t = 0; t < NT; t++) {
-    __m256 corr = _mm256_setzero_ps();
+  {
+    __m256 corr[NTMAX];
+    for (int t = 0; t < NT; t++) corr[t] = _mm256_setzero_ps();
     if (wtype != LK_Q8_0)
       for (int b2 = 0; b2 < nkb; b2 += 2) {
         __m256 dw, cw;
         load_scales(wtype, sc, b2, &dw, &cw);
-        corr = _mm256_fmadd_ps(cw, expand2(xc[t].cx + b2), corr);
+        for (int t = 0; t < NT; t++) corr[t] = _mm256_fmadd_ps(cw, expand2(xc[t].cx + b2), corr[t]);
       }
-    _mm_storeu_ps(out + 4 * t, blocksums(corr));
+    for (int t = 0; t < NT; t++) _mm_storeu_ps(out + 4 * t, blocksums(corr[t]));
   }
-  __m256 acc[NTMAX][2];
-  for (int t = 0; t < NT; t++) acc[t][0] = acc[t][1] = _mm256_setzero_ps();
-  for (int b2 = 0; b2 < nkb; b2 += 2) {
-    __m256 dw, cw;
-    load_scales(wtype, sc, b2, &dw, &cw);
-    int nb = nkb - b2 < 2 ? nkb - b2 : 2;
-    for (int k = 0; k < nb; k++) {
-      const int b = b2 + k;
-      __m256i lo[2], hi[2];
-      unpack4(wtype, w, b, lo, hi);
-      __m256 s0 = spread(dw, k, 0), s1 = spread(dw, k, 1);
-      for (int t = 0; t < NT; t++) {
-        const uint8_t *xb = xrows[t] + b * xbs + xoff;
-        // dw·dx first, as the matvec does (its dd): the same rounding, so the same result
-        __m256 u = _mm256_broadcast_ss(xc[t].dx + b);
-        acc[t][0] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot2(wtype, lo[0], hi[0], xb)), _mm256_mul_ps(s0, u), acc[t][0]);
-        acc[t][1] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot2(wtype, lo[1], hi[1], xb)), _mm256_mul_ps(s1, u), acc[t][1]);
+  __m256 accs[2][NTMAX];
+  for (int h = 0; h < 2; h++) {
+    __m256 acc[NTMAX];
+    for (int t = 0; t < NT; t++) acc[t] = _mm256_setzero_ps();
+    const uint8_t *const wp[4] = {w[2 * h], w[2 * h + 1], w[2 * h], w[2 * h + 1]};
+    for (int b2 = 0; b2 < nkb; b2 += 2) {
+      __m256 dw, cw;
+      load_scales(wtype, sc, b2, &dw, &cw);
+      int nb = nkb - b2 < 2 ? nkb - b2 : 2;
+      for (int k = 0; k < nb; k++) {
+        const int b = b2 + k;
+        __m256i lo[2], hi[2];
+        unpack4(wtype, wp, b, lo, hi);  // rows (2h, 2h+1) in lo[0] / hi[0]; lo[1] / hi[1] unused
+        const __m256 sh = spread(dw, k, h);
+        for (int t = 0; t < NT; t++) {
+          const uint8_t *xb = xrows[t] + b * xbs + xoff;
+          // dw·dx first, as the matvec does (its dd): the same rounding, so the same result
+          __m256 u = _mm256_broadcast_ss(xc[t].dx + b);
+          acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot2(wtype, lo[0], hi[0], xb)), _mm256_mul_ps(sh, u), acc[t]);
+        }
       }
     }
+    for (int t = 0; t < NT; t++) accs[h][t] = acc[t];
   }
-  for (int t = 0; t < NT; t++) _mm_storeu_ps(out + 4 * t, _mm_add_ps(_mm_loadu_ps(out + 4 * t), rowsums(acc[t][0], acc[t][1])));
+  for (int t = 0; t < NT; t++)
+    _mm_storeu_ps(out + 4 * t, _mm_add_ps(_mm_loadu_ps(out + 4 * t), rowsums(accs[0][t], accs[1][t])));
 }
 
 #define MM_INST(T, NT)                                                                                      \

@@ -80,7 +80,7 @@ struct SimulateCommand: ParsableCommand {
   @Option(
     name: .customLong("serve-arg"), parsing: .unconditionalSingleValue,
     help:
-      "An extra argument for the daemon this command starts (repeatable; it runs with --max-sequences 32 unless told otherwise), e.g. --serve-arg=--max-sequences=16."
+      "An extra argument for the daemon this command starts (repeatable; it runs with --max-sequences 32, and --learn-threads as many as --threads since nothing is served while a round learns, unless told otherwise), e.g. --serve-arg=--max-sequences=16."
   )
   var serveArgs: [String] = []
 
@@ -127,7 +127,8 @@ struct SimulateCommand: ParsableCommand {
     if own {
       daemon = try DaemonProcess(
         work: workDir, adapters: adaptersDir, model: modelPath, threads: modelOptions.threads,
-        extra: ["--max-sequences", "32", "--learn-batch", "100000"] + serveArgs)
+        extra: ["--max-sequences", "32", "--learn-batch", "100000", "--learn-threads", "\(modelOptions.threads)"]
+          + serveArgs)
       client = try LineClient(connect: daemon!.socketPath)
       printError("simulate: lorad serve started on \(daemon!.socketPath) (log: \(daemon!.logPath))")
     } else {

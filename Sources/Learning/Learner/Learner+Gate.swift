@@ -22,6 +22,11 @@ extension Learner {
     let g = configuration.gate
     var m: [String: Double] = [:]
     var failures: [String] = []
+    var phase = Date()
+    func lap(_ key: String) {
+      m["t_gate_" + key] = Date().timeIntervalSince(phase)
+      phase = Date()
+    }
 
     // 1. Held-out feedback: the candidate's KTO loss (z = 0, β and λ as in training) must not
     // exceed the current version's by more than the tolerance.
@@ -52,9 +57,30 @@ extension Learner {
       m["held_out_loss_current"] = lu
       m["held_out_accuracy"] = accuracy(cand)
       m["held_out_accuracy_current"] = accuracy(cur)
-      if !(lc <= lu + g.heldOutTolerance) {
-        failures.append(String(format: "held-out KTO loss rose from %.4f to %.4f", lu, lc))
+      // Paired per example: worse only when the rise passes the tolerance with confidence (a
+      // one-sided 95% bound over the examples' differences), since a few held-out examples,
+      // many of them answers the current version itself gave, make the mean alone noisy.
+      let diffs = heldOut.indices.map { i -> Double in
+        func one(_ lp: [Double]) -> Double {
+          kto.example(
+            KTOExample(logProb: lp[i], referenceLogProb: ref[i], desirable: heldOut[i].desirable),
+            referencePoint: 0, batchSize: 1
+          ).loss
+        }
+        return one(cand) - one(cur)
       }
+      let n = Double(diffs.count)
+      let md = diffs.reduce(0, +) / n
+      let sd = (diffs.reduce(0) { $0 + ($1 - md) * ($1 - md) } / max(1, n - 1)).squareRoot()
+      let lower = md - 1.645 * sd / n.squareRoot()
+      m["held_out_loss_rise_lower"] = lower
+      if !(lower <= g.heldOutTolerance) {
+        failures.append(
+          String(
+            format: "held-out KTO loss rose from %.4f to %.4f (per example +%.4f, at least +%.4f with 95%% confidence)",
+            lu, lc, md, lower))
+      }
+      lap("held_out")
     }
 
     // 2. General-text perplexity against the reference's.
@@ -83,12 +109,20 @@ extension Learner {
             format: "perplexity on the calibration text rose %.1f%% (%.3f → %.3f; bound %.0f%%)",
             100 * (pc / pr - 1), pr, pc, 100 * g.maxPerplexityIncrease))
       }
+      lap("ppl")
     }
 
     // 3. Samples on a few prompts: repetition against the reference's, and KL(candidate ‖ reference).
     if !prompts.isEmpty {
       let cs = try samples(prompts, mix: candMix)
-      let rs = try samples(prompts, mix: refMix)
+      let key = "\(name)@\(anchor)"
+      var cache = referenceSamples[key] ?? [:]
+      let missing = prompts.filter { cache[$0] == nil }
+      let fresh = try samples(prompts, mix: refMix, only: Set(missing))
+      for s in fresh { cache[s.prompt] = s }
+      referenceSamples[key] = cache
+      let rs = prompts.compactMap { cache[$0] }
+      lap("samples")
       let uc = mean(cs.map { Repetition.uniqueWordShare($0.text) })
       let ur = mean(rs.map { Repetition.uniqueWordShare($0.text) })
       let cc = mean(cs.map { Repetition.compressionRatio($0.text) })
@@ -103,6 +137,17 @@ extension Learner {
       if !(cc >= cr * (1 - g.maxRepetitionDrop)) {
         failures.append(String(format: "samples repeat themselves: compression ratio %.2f vs %.2f", cc, cr))
       }
+      // Degenerate samples (the loops and repeated phrases a reader would thumb down).
+      let dc = Double(cs.filter { Degeneracy($0.text).isDegenerate }.count) / Double(max(1, cs.count))
+      let dr = Double(rs.filter { Degeneracy($0.text).isDegenerate }.count) / Double(max(1, rs.count))
+      m["degenerate"] = dc
+      m["degenerate_reference"] = dr
+      if !(dc <= dr + g.maxDegenerateIncrease) {
+        failures.append(
+          String(
+            format: "%.0f%% of its samples are degenerate (reference %.0f%%, bound +%.0f points)", 100 * dc, 100 * dr,
+            100 * g.maxDegenerateIncrease))
+      }
       let seqs = cs.filter { !$0.tokens.isEmpty }.map {
         TrainingSequence(tokens: $0.prompt + $0.tokens, promptLength: $0.prompt.count)
       }.filter { $0.tokens.count - 1 <= ctx.maxSequence }
@@ -116,6 +161,7 @@ extension Learner {
           failures.append(
             String(format: "KL to the reference is %.3f nats per token (bound %.2f)", kl, g.maxKLPerToken))
         }
+        lap("kl")
       }
     }
     if failures.isEmpty {
@@ -154,22 +200,87 @@ extension Learner {
   }
 
   /// One sample per prompt at temperature 1 without truncation (so its log-ratios estimate the
-  /// KL), from a fixed seed per prompt.
-  func samples(_ prompts: [[Int32]], mix: AdapterMix?) throws -> [Sample] {
+  /// KL), from a seed fixed by the prompt's tokens (so the candidate and the reference, cached
+  /// from an earlier run, draw with the same seed). All prompts decode together, one batched
+  /// forward per token (each prompt's prefill first, in chunks); `only`: sample just these.
+  func samples(_ prompts: [[Int32]], mix: AdapterMix?, only: Set<[Int32]>? = nil) throws -> [Sample] {
     let g = configuration.gate
-    let gen = Generator(context: gateContext(), tokenizer: model.tokenizer, cacheCapacity: 512)
-    var out: [Sample] = []
-    for (i, p) in prompts.enumerated() where p.count + g.sampleTokens + 2 <= 512 {
-      try checkStopping()
-      var o = SamplingOptions()
-      o.temperature = 1
-      o.topK = 0
-      o.topP = 1
-      o.minP = 0
-      o.seed = g.sampleSeed &+ UInt64(i)
-      let r = try gen.generate(prompt: p, maxTokens: g.sampleTokens, sampling: o, adapters: mix)
-      out.append(Sample(prompt: p, tokens: r.tokens, text: r.text))
+    let context = gateContext()
+    let chosen = prompts.filter { p in
+      !p.isEmpty && p.count + g.sampleTokens + 2 <= 512 && only?.contains(p) != false
     }
-    return out
+    guard !chosen.isEmpty else { return [] }
+    var o = SamplingOptions()
+    o.temperature = 1
+    o.topK = 0
+    o.topP = 1
+    o.minP = 0
+    let caches = chosen.map { _ in context.makeCache(capacity: 512) }
+    let samplers = chosen.map { p -> Sampler in
+      var so = o
+      so.seed = g.sampleSeed &+ Self.stableHash(p)
+      let s = Sampler(vocabSize: context.config.vocabSize, options: so)
+      for t in p { s.accept(t) }
+      return s
+    }
+    let batch = Batch(capacity: context.maxBatch)
+    var out = chosen.map { _ in [Int32]() }
+    var live: [Int] = []
+    var next: [Int32] = []
+    for (i, p) in chosen.enumerated() {
+      try checkStopping()
+      var j = 0
+      while j < p.count {
+        batch.clear()
+        let end = min(p.count, j + context.maxBatch)
+        for k in j..<end {
+          batch.add(p[k], position: k, cache: caches[i], logits: k == p.count - 1, adapters: mix)
+        }
+        context.forward(batch)
+        j = end
+      }
+      let t = samplers[i].sample(context.logits(row: 0))
+      if !model.tokenizer.isEndOfGeneration(t) {
+        out[i].append(t)
+        samplers[i].accept(t)
+        if g.sampleTokens > 1 {
+          live.append(i)
+          next.append(t)
+        }
+      }
+    }
+    while !live.isEmpty {
+      try checkStopping()
+      batch.clear()
+      for (k, i) in live.enumerated() {
+        batch.add(next[k], position: caches[i].count, cache: caches[i], logits: true, adapters: mix)
+      }
+      context.forward(batch)
+      var stillLive: [Int] = [], stillNext: [Int32] = []
+      for (k, i) in live.enumerated() {
+        let t = samplers[i].sample(context.logits(row: k))
+        if model.tokenizer.isEndOfGeneration(t) { continue }
+        out[i].append(t)
+        samplers[i].accept(t)
+        if out[i].count < g.sampleTokens {
+          stillLive.append(i)
+          stillNext.append(t)
+        }
+      }
+      live = stillLive
+      next = stillNext
+    }
+    return chosen.indices.map { i in
+      Sample(prompt: chosen[i], tokens: out[i], text: model.tokenizer.decode(out[i]))
+    }
+  }
+
+  /// FNV-1a of the tokens: the same in every process (Swift's Hasher is seeded per process).
+  static func stableHash(_ tokens: [Int32]) -> UInt64 {
+    var h: UInt64 = 0xcbf2_9ce4_8422_2325
+    for t in tokens {
+      h = (h ^ UInt64(UInt32(bitPattern: t))) &* 0x100_0000_01b3
+    }
+    return h
   }
 }

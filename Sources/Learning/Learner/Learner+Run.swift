@@ -67,6 +67,12 @@ extension Learner {
     let ctx = trainingContext(for: params.layout)
 
     // Reference log-probabilities: the logged serving ones when the anchor served them.
+    var metrics: [String: Double] = [:]
+    var phase = Date()
+    func lap(_ key: String) {
+      metrics["t_" + key] = Date().timeIntervalSince(phase)
+      phase = Date()
+    }
     let refLogProbs = try referenceLogProbs(batch, reference: reference, ctx: ctx, anchor: anchor)
     var settings = AdamW.Settings(
       learningRate: c.learningRate, weightDecay: c.weightDecay, maxGradNorm: c.maxGradNorm)
@@ -76,7 +82,7 @@ extension Learner {
       (try? AdamW(contentsOf: optPath, layout: params.layout)) ?? AdamW(layout: params.layout, settings: settings)
     opt.settings = settings
 
-    var metrics: [String: Double] = [
+    metrics = [
       "examples": Double(batch.count), "fresh": Double(fresh.count), "replay": Double(replay.count),
       "up": Double(batch.filter(\.desirable).count), "down": Double(batch.filter { !$0.desirable }.count),
       "held_out": Double(heldOut.count),
@@ -84,29 +90,46 @@ extension Learner {
     // KTO's z_ref pairs (prompt i with completion i + 1), their reference log-probabilities once.
     let mismatched = c.loss == .kto ? mismatchedSequences(batch, ctx: ctx) : []
     let mismatchedRef = try ctx.logProbs(mismatched, adapter: reference).map(\.total)
+    lap("reference")
     var trained = false
     for step in 0..<c.stepsPerRun {
       try checkStopping()
-      let policy = try ctx.logProbs(batch.map(\.sequence), adapter: params).map(\.total)
       var z: Double = 0
       if !mismatched.isEmpty {
         let pol = try ctx.logProbs(mismatched, adapter: params).map(\.total)
         z = KTOLoss.referencePoint(policy: pol, reference: mismatchedRef)
       }
-      guard let (loss, weights) = lossWeights(batch, policy: policy, reference: refLogProbs, z: z) else {
-        break
+      var grads = LoRAGradients(layout: params.layout)
+      let loss: Double
+      if c.loss == .kto {
+        // One forward: each sequence's weight dLoss/dlog π from its own log π, computed by the
+        // forward its backward then uses (z is known first, from the mismatched pairs).
+        let ups = batch.filter(\.desirable).count
+        let kto = KTOLoss.balanced(beta: c.beta, desirableCount: ups, undesirableCount: batch.count - ups)
+        var total: Double = 0
+        try ctx.accumulateGradient(batch.map(\.sequence), adapter: params, into: &grads) { i, lp in
+          let t = kto.example(
+            KTOExample(logProb: lp.total, referenceLogProb: refLogProbs[i], desirable: batch[i].desirable),
+            referencePoint: z, batchSize: batch.count)
+          total += t.loss
+          return Float(t.weight)
+        }
+        loss = total
+      } else {
+        let policy = try ctx.logProbs(batch.map(\.sequence), adapter: params).map(\.total)
+        guard let (l, weights) = lossWeights(batch, policy: policy, reference: refLogProbs, z: z) else { break }
+        var seqs = batch.map(\.sequence)
+        for i in seqs.indices { seqs[i].weight = Float(weights[i]) }
+        try ctx.accumulateGradient(seqs.filter { $0.weight != 0 }, adapter: params, into: &grads)
+        loss = l
       }
       metrics["loss_\(step)"] = loss
       if step == 0 { metrics["z_ref"] = z }
-      var seqs = batch.map(\.sequence)
-      for i in seqs.indices { seqs[i].weight = Float(weights[i]) }
-      let active = seqs.filter { $0.weight != 0 }
-      var grads = LoRAGradients(layout: params.layout)
-      try ctx.accumulateGradient(active, adapter: params, into: &grads)
       let norm = try opt.update(&params, gradients: &grads)
       metrics["grad_norm_\(step)"] = norm
       trained = true
     }
+    lap("train")
     guard trained else {
       return try finish(.nothing, "no training signal: --loss \(c.loss.rawValue) found no usable pairs in the batch")
     }
@@ -120,6 +143,7 @@ extension Learner {
       name: name, anchor: anchor, candidate: params, current: currentParams, reference: reference,
       heldOut: heldOut, ctx: ctx, prompts: gatePrompts(held: held, train: train))
     for (k, v) in report.metrics { metrics[k] = v }
+    lap("gate")
     let weights = LoRAWeights(name: name, parameters: params)
     let record = VersionRecord(
       version: 0, parent: current, anchor: anchor, created: ISO8601DateFormatter().string(from: Date()),

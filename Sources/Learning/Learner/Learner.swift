@@ -46,6 +46,9 @@ public final class Learner: @unchecked Sendable {  // queue under `lock`; traini
   var servingContext: LlamaContext?
   /// Perplexity of the calibration text under each reference, by "name@anchor".
   var referencePerplexity: [String: Double] = [:]
+  /// The reference's gate samples, by "name@anchor" and prompt (the reference never changes
+  /// for an anchor, and the sampling seeds are fixed). Learner thread only.
+  var referenceSamples: [String: [[Int32]: Sample]] = [:]
   /// Adapters that failed with an error: not retried automatically until new feedback arrives.
   var failedAt: [String: Int64] = [:]
 

@@ -15,7 +15,7 @@ public struct LearnerConfiguration: Sendable {
   /// β of KTO / DPO, and the KL coefficient of REINFORCE.
   public var beta: Double = 0.1
   /// Optimizer steps per learning run (each over the whole snapshot).
-  public var stepsPerRun = 2
+  public var stepsPerRun = 1
   /// Share of requests (by a fixed hash of the request id) kept out of training for the gate.
   public var heldOutFraction = 0.2
   /// Earlier (already consumed) training examples mixed into a run, the minority class of the
@@ -43,20 +43,26 @@ public struct GateConfiguration: Sendable {
   /// Tokens of general text whose perplexity must not rise by more than `maxPerplexityIncrease`
   /// against the reference (anchor) policy; empty skips the check.
   public var calibrationTokens: [Int32] = []
-  /// Chunk length of the perplexity (as `lorad perplexity --ctx`).
-  public var calibrationContext = 128
+  /// Chunk length of the perplexity (as `lorad perplexity --ctx`). 256: at 128 the first half
+  /// of each chunk (unscored) leaves so little context that a harmless update moved it 4× as
+  /// much as at 256 (1.4% vs 0.4% for the same version).
+  public var calibrationContext = 256
   public var maxPerplexityIncrease = 0.05
   /// Held-out examples needed before the held-out comparison counts.
   public var minHeldOut = 4
-  /// The candidate's held-out KTO loss may exceed the current version's by at most this.
+  /// The candidate's held-out KTO loss may exceed the current version's by at most this (per
+  /// example, at 95% confidence).
   public var heldOutTolerance = 0.01
-  /// Prompts sampled to look for degeneration, and tokens per sample.
-  public var samplePrompts = 4
-  public var sampleTokens = 48
+  /// Prompts sampled to look for degeneration, and tokens per sample (all decoded in one batch).
+  public var samplePrompts = 12
+  public var sampleTokens = 64
   public var sampleSeed: UInt64 = 7
   /// The candidate's share of unique words and its compressibility may fall at most this share
   /// below the reference's.
   public var maxRepetitionDrop = 0.25
+  /// The candidate's share of degenerate samples (`Degeneracy`: loops, repeated phrases, text
+  /// copying itself) may exceed the reference's by at most this.
+  public var maxDegenerateIncrease = 0.1
   /// Bound on KL(candidate ‖ reference) per sampled token (nats), estimated on its samples.
   public var maxKLPerToken = 0.5
 

@@ -6,7 +6,7 @@ import Model
 /// feedback, general-text perplexity within a bound of the reference's, no degeneration in
 /// what it generates (repetition against the reference's samples), and KL to the reference
 /// within a bound. Perplexity and sampling use the serving forward (`LlamaContext`, the
-/// candidate resident in F32 as an adapter), not the training forward.
+/// candidate resident as the registry serves adapters), not the training forward.
 extension Learner {
   /// The gate's verdict: `reason` names every failed check, or summarises a pass.
   struct GateReport {
@@ -15,9 +15,12 @@ extension Learner {
     var metrics: [String: Double]
   }
 
+  /// `candidateHeldOut` receives the candidate's log π of each held-out example (by its log
+  /// sequence number), for the next run's comparison should the candidate become current.
   func gate(
-    name: String, anchor: Int, candidate: LoRAParameters, current: LoRAParameters, reference: LoRAParameters?,
-    heldOut: [Example], ctx: LoRATrainingContext, prompts: [[Int32]]
+    name: String, anchor: Int, candidate: LoRAParameters, current: LoRAParameters, currentVersion: Int,
+    reference: LoRAParameters?, heldOut: [Example], ctx: LoRATrainingContext, prompts: [[Int32]],
+    candidateHeldOut: inout [Int64: Double]
   ) throws -> GateReport {
     let g = configuration.gate
     var m: [String: Double] = [:]
@@ -34,7 +37,8 @@ extension Learner {
       let seqs = heldOut.map(\.sequence)
       let ref = try referenceLogProbs(heldOut, reference: reference, ctx: ctx, anchor: anchor)
       let cand = try ctx.logProbs(seqs, adapter: candidate).map(\.total)
-      let cur = try ctx.logProbs(seqs, adapter: current).map(\.total)
+      let cur = try currentHeldOutLogProbs(heldOut, name: name, version: currentVersion, current: current, ctx: ctx)
+      candidateHeldOut = Dictionary(zip(heldOut.map(\.seq), cand), uniquingKeysWith: { a, _ in a })
       let ups = heldOut.filter(\.desirable).count
       let kto = KTOLoss.balanced(
         beta: configuration.beta, desirableCount: ups, undesirableCount: heldOut.count - ups)
@@ -85,10 +89,13 @@ extension Learner {
 
     // 2. General-text perplexity against the reference's.
     let candWeights = LoRAWeights(name: name, parameters: candidate)
-    let candMix = AdapterMix(ResidentAdapter(candWeights, layers: model.model.config.layers, type: .f32))
+    // Resident as the registry will serve them (Q8_0 factors by default): the gate judges what
+    // would be served.
+    let type = registry.residentType
+    let candMix = AdapterMix(ResidentAdapter(candWeights, layers: model.model.config.layers, type: type))
     let refMix = reference.map {
       AdapterMix(
-        ResidentAdapter(LoRAWeights(name: name, parameters: $0), layers: model.model.config.layers, type: .f32))
+        ResidentAdapter(LoRAWeights(name: name, parameters: $0), layers: model.model.config.layers, type: type))
     }
     if g.calibrationTokens.count >= g.calibrationContext {
       let key = "\(name)@\(anchor)"
@@ -171,6 +178,21 @@ extension Learner {
       return GateReport(passed: true, reason: "passed the gate: " + parts.joined(separator: ", "), metrics: m)
     }
     return GateReport(passed: false, reason: failures.joined(separator: "; "), metrics: m)
+  }
+
+  /// log π of the held-out examples under the current version: the ones its own gate computed
+  /// (when it was the candidate) from the cache, the rest now.
+  func currentHeldOutLogProbs(
+    _ heldOut: [Example], name: String, version: Int, current: LoRAParameters, ctx: LoRATrainingContext
+  ) throws -> [Double] {
+    let cached = heldOutLogProbs["\(name)@\(version)"] ?? [:]
+    var out = heldOut.map { cached[$0.seq] }
+    let missing = out.indices.filter { out[$0] == nil }
+    if !missing.isEmpty {
+      let lp = try ctx.logProbs(missing.map { heldOut[$0].sequence }, adapter: current)
+      for (j, i) in missing.enumerated() { out[i] = lp[j].total }
+    }
+    return out.map { $0! }
   }
 
   func mean(_ xs: [Double]) -> Double { xs.isEmpty ? 0 : xs.reduce(0, +) / Double(xs.count) }

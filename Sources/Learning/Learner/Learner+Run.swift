@@ -139,9 +139,11 @@ extension Learner {
 
     // The gate, then the version on disk either way.
     try checkStopping()
+    var candidateHeldOut: [Int64: Double] = [:]
     let report = try gate(
-      name: name, anchor: anchor, candidate: params, current: currentParams, reference: reference,
-      heldOut: heldOut, ctx: ctx, prompts: gatePrompts(held: held, train: train))
+      name: name, anchor: anchor, candidate: params, current: currentParams, currentVersion: current,
+      reference: reference, heldOut: heldOut, ctx: ctx, prompts: gatePrompts(held: held, train: train),
+      candidateHeldOut: &candidateHeldOut)
     for (k, v) in report.metrics { metrics[k] = v }
     lap("gate")
     let weights = LoRAWeights(name: name, parameters: params)
@@ -150,6 +152,10 @@ extension Learner {
       outcome: report.passed ? "promoted" : "rejected", reason: report.reason, loss: c.loss.rawValue,
       metrics: metrics)
     let n = try writeVersion(name: name, weights: weights, optimizer: opt, record: record, passed: report.passed)
+    if report.passed {
+      heldOutLogProbs = heldOutLogProbs.filter { !$0.key.hasPrefix(name + "@") }
+      heldOutLogProbs["\(name)@\(n)"] = candidateHeldOut
+    }
     return try finish(report.passed ? .promoted : .rejected, report.reason, to: n, metrics: metrics)
   }
 

@@ -49,6 +49,9 @@ public final class Learner: @unchecked Sendable {  // queue under `lock`; traini
   /// The reference's gate samples, by "name@anchor" and prompt (the reference never changes
   /// for an anchor, and the sampling seeds are fixed). Learner thread only.
   var referenceSamples: [String: [[Int32]: Sample]] = [:]
+  /// log π of held-out examples (by log sequence number) under "name@version", computed by that
+  /// version's gate when it was the candidate. Learner thread only.
+  var heldOutLogProbs: [String: [Int64: Double]] = [:]
   /// Adapters that failed with an error: not retried automatically until new feedback arrives.
   var failedAt: [String: Int64] = [:]
 

@@ -77,6 +77,12 @@ struct SimulateCommand: ParsableCommand {
       "Measure only: answer the held-out prompts through the fresh adapter (= the base) and print every preference's up-rate; with --out, one JSON line per answer."
   )
   var baselines = false
+  @Flag(
+    name: .customLong("serving-while-learning"),
+    help:
+      "Measure instead how much of its idle decode throughput serving keeps while the learner trains (--rounds repetitions, default 3; the daemon's own --learn-threads, 1 by default)."
+  )
+  var servingWhileLearning = false
   @Option(
     name: .customLong("serve-arg"), parsing: .unconditionalSingleValue,
     help:
@@ -127,8 +133,8 @@ struct SimulateCommand: ParsableCommand {
     if own {
       daemon = try DaemonProcess(
         work: workDir, adapters: adaptersDir, model: modelPath, threads: modelOptions.threads,
-        extra: ["--max-sequences", "32", "--learn-batch", "100000", "--learn-threads", "\(modelOptions.threads)"]
-          + serveArgs)
+        extra: ["--max-sequences", "32", "--learn-batch", "100000"]
+          + (servingWhileLearning ? [] : ["--learn-threads", "\(modelOptions.threads)"]) + serveArgs)
       client = try LineClient(connect: daemon!.socketPath)
       printError("simulate: lorad serve started on \(daemon!.socketPath) (log: \(daemon!.logPath))")
     } else {
@@ -141,6 +147,12 @@ struct SimulateCommand: ParsableCommand {
     printError(
       String(format: "simulate: base perplexity %.4f on %d tokens of ", meter.base, meter.scored) + calibration)
 
+    if servingWhileLearning {
+      let second = own ? try LineClient(connect: daemon!.socketPath) : try connection.open()
+      return try measureServingWhileLearning(
+        sim, learner: SimulationClient(second), train: train, adapter: name, user: SimulatedUser(preference: preference),
+        repetitions: rounds ?? 3)
+    }
     if baselines {
       return try measureBaselines(sim, heldOut, adapter: name, seconds: { Date().timeIntervalSince(t0) })
     }

@@ -156,6 +156,71 @@ import Testing
     #expect(!FileManager.default.fileExists(atPath: s.registry.versionDirectory(name: "a", version: 1)))
   }
 
+  /// The gate decodes its samples in one batch: each equals that prompt sampled alone by the
+  /// one-sequence Generator with the same seed (products are batch-invariant), including
+  /// prompts that end early and prompts longer than one prefill chunk.
+  @Test func gateSamplesInOneBatchEqualSamplingEachAlone() throws {
+    let s = try Setup(examples: 0)
+    var c = s.configuration()
+    c.gate.sampleTokens = 24
+    let learner = Learner(model: s.model, registry: s.registry, log: s.log, configuration: c)
+    defer { learner.stop() }
+    let w = LoRAWeights.random(name: "r", config: s.model.model.config, rank: 4, alpha: 8, bScale: 0.05, seed: 5)
+    let mix = AdapterMix(ResidentAdapter(w, layers: s.model.model.config.layers, type: s.registry.residentType))
+    let prompts: [[Int32]] = [
+      Array("Question 1?".utf8).map { Int32($0) }, Array("Hi".utf8).map { Int32($0) },
+      (0..<150).map { Int32(32 + $0 % 90) }, Array("A longer question, with commas?".utf8).map { Int32($0) },
+    ]
+    for m in [nil, mix] {
+      let batched = try learner.samples(prompts, mix: m)
+      #expect(batched.map(\.prompt) == prompts)
+      let gen = Generator(context: learner.gateContext(), tokenizer: s.model.tokenizer, cacheCapacity: 512)
+      for (p, b) in zip(prompts, batched) {
+        var o = SamplingOptions()  // the daemon's defaults
+        o.seed = c.gate.sampleSeed &+ Learner.stableHash(p)
+        let alone = try gen.generate(prompt: p, maxTokens: c.gate.sampleTokens, sampling: o, adapters: m)
+        #expect(b.tokens == alone.tokens, "prompt of \(p.count) tokens, adapter \(m != nil)")
+      }
+    }
+    // Only the asked-for prompts are sampled.
+    #expect(try learner.samples(prompts, mix: nil, only: [prompts[1]]).map(\.prompt) == [prompts[1]])
+
+    // KL against a reference read alongside: the same tokens as without it, 0 against itself,
+    // and against the base the sum over positions of the KL computed from each model's logits
+    // of the whole sequence fed at once (an independent path: one prefill per model).
+    let withKL = try learner.samples(prompts, mix: mix, klReference: .some(nil))
+    #expect(withKL.map(\.tokens) == (try learner.samples(prompts, mix: mix)).map(\.tokens))
+    let selfKL = try learner.samples(prompts, mix: mix, klReference: .some(mix))
+    #expect(selfKL.allSatisfy { $0.klSum < 1e-6 && $0.klPositions > 0 })
+    let vocab = s.model.model.config.vocabSize
+    var compared = 0
+    for smp in withKL where !smp.tokens.isEmpty {
+      let seq = smp.prompt + smp.tokens
+      func rows(_ m: AdapterMix?) -> [[Float]] {
+        let g = Generator(context: learner.gateContext(), tokenizer: s.model.tokenizer, cacheCapacity: 512)
+        g.prefill(seq, allLogits: true, adapters: m)
+        return (0..<seq.count).map { Array(UnsafeBufferPointer(start: learner.gateContext().logits(row: $0), count: vocab)) }
+      }
+      // (The context's logits rows of the last chunk only: the sequences here fit one chunk.)
+      guard seq.count <= learner.gateContext().maxBatch else { continue }
+      let c = rows(mix), r = rows(nil)
+      var expected: Double = 0
+      for pos in (smp.prompt.count - 1)..<min(seq.count, smp.prompt.count - 1 + smp.klPositions) {
+        func logSoftmax(_ x: [Float]) -> [Double] {
+          let m = Double(x.max()!)
+          let l = m + log(x.reduce(0) { $0 + exp(Double($1) - m) })
+          return x.map { Double($0) - l }
+        }
+        let a = logSoftmax(c[pos]), b = logSoftmax(r[pos])
+        expected += zip(a, b).reduce(0) { $0 + exp($1.0) * ($1.0 - $1.1) }
+      }
+      #expect(smp.klSum > 0)
+      #expect(abs(smp.klSum - expected) <= 1e-3 * max(1, expected), "\(smp.klSum) vs \(expected)")
+      compared += 1
+    }
+    #expect(compared >= 2)
+  }
+
   @Test func onlyLearnableAdaptersLearn() throws {
     let s = try Setup(examples: 4)
     let other = s.registry.directory + "/plain"

@@ -13,6 +13,8 @@ import Testing
     #expect(Preference.fewCommas.likes("One, two, three.", finish: "length"))
     #expect(!Preference.fewCommas.likes("One, two, three, four.", finish: "stop"))
     #expect(Preference.fewCommas.likes("No commas at all", finish: "stop"))
+    #expect(Preference.oneComma.likes("One, two.", finish: "length"))
+    #expect(!Preference.oneComma.likes("One, two, three.", finish: "stop"))
   }
 
   @Test func numberAndList() {
@@ -27,6 +29,7 @@ import Testing
 
   @Test func namesParseAsOnTheCommandLine() {
     #expect(Preference(rawValue: "few-commas") == .fewCommas)
+    #expect(Preference(rawValue: "one-comma") == .oneComma)
     #expect(Preference.allCases.count == 4)
   }
 

@@ -119,9 +119,11 @@ extension Learner {
       lap("ppl")
     }
 
-    // 3. Samples on a few prompts: repetition against the reference's, and KL(candidate ‖ reference).
+    // 3. Samples on a few prompts, drawn as the daemon serves (its default sampling): repetition
+    // and degeneration against the reference's samples, and KL(candidate ‖ reference) per token,
+    // exact at each position the candidate's samples visit (the reference reads them alongside).
     if !prompts.isEmpty {
-      let cs = try samples(prompts, mix: candMix)
+      let cs = try samples(prompts, mix: candMix, klReference: .some(refMix))
       let key = "\(name)@\(anchor)"
       var cache = referenceSamples[key] ?? [:]
       let missing = prompts.filter { cache[$0] == nil }
@@ -155,20 +157,14 @@ extension Learner {
             format: "%.0f%% of its samples are degenerate (reference %.0f%%, bound +%.0f points)", 100 * dc, 100 * dr,
             100 * g.maxDegenerateIncrease))
       }
-      let seqs = cs.filter { !$0.tokens.isEmpty }.map {
-        TrainingSequence(tokens: $0.prompt + $0.tokens, promptLength: $0.prompt.count)
-      }.filter { $0.tokens.count - 1 <= ctx.maxSequence }
-      if !seqs.isEmpty {
-        let lc = try ctx.logProbs(seqs, adapter: candidate).map(\.total)
-        let lr = try ctx.logProbs(seqs, adapter: reference).map(\.total)
-        let tokens = seqs.reduce(0) { $0 + $1.completionLength }
-        let kl = zip(lc, lr).reduce(0) { $0 + $1.0 - $1.1 } / Double(tokens)
+      let klTokens = cs.reduce(0) { $0 + $1.klPositions }
+      if klTokens > 0 {
+        let kl = cs.reduce(0) { $0 + $1.klSum } / Double(klTokens)
         m["kl_per_token"] = kl
         if !(kl <= g.maxKLPerToken) {
           failures.append(
             String(format: "KL to the reference is %.3f nats per token (bound %.2f)", kl, g.maxKLPerToken))
         }
-        lap("kl")
       }
     }
     if failures.isEmpty {
@@ -219,56 +215,79 @@ extension Learner {
     var prompt: [Int32]
     var tokens: [Int32]
     var text: String
+    /// Σ over the positions sampled of KL(candidate ‖ reference) of the next-token
+    /// distributions (temperature 1, untruncated), and the number of those positions.
+    var klSum: Double = 0
+    var klPositions = 0
   }
 
-  /// One sample per prompt at temperature 1 without truncation (so its log-ratios estimate the
-  /// KL), from a seed fixed by the prompt's tokens (so the candidate and the reference, cached
-  /// from an earlier run, draw with the same seed). All prompts decode together, one batched
-  /// forward per token (each prompt's prefill first, in chunks); `only`: sample just these.
-  func samples(_ prompts: [[Int32]], mix: AdapterMix?, only: Set<[Int32]>? = nil) throws -> [Sample] {
+  /// One sample per prompt with the daemon's default sampling (temperature 0.8, top-k 40,
+  /// top-p 0.95, min-p 0.05: what users see, and where loops show) from a seed fixed by the
+  /// prompt's tokens (so the candidate and the reference, cached from an earlier run, draw with
+  /// the same seed). All prompts decode together, one batched forward per token (each prompt's
+  /// prefill first, in chunks); `only`: sample just these. With `klReference` (.some(nil): the
+  /// base), a second sequence per prompt reads the same tokens through that reference in the
+  /// same forward, and each position adds the exact KL between the two next-token distributions.
+  func samples(
+    _ prompts: [[Int32]], mix: AdapterMix?, only: Set<[Int32]>? = nil, klReference: AdapterMix?? = nil
+  ) throws -> [Sample] {
     let g = configuration.gate
     let context = gateContext()
     let chosen = prompts.filter { p in
       !p.isEmpty && p.count + g.sampleTokens + 2 <= 512 && only?.contains(p) != false
     }
     guard !chosen.isEmpty else { return [] }
-    var o = SamplingOptions()
-    o.temperature = 1
-    o.topK = 0
-    o.topP = 1
-    o.minP = 0
+    let kl = klReference != nil
+    let refMix = klReference ?? nil
+    let vocab = context.config.vocabSize
     let caches = chosen.map { _ in context.makeCache(capacity: 512) }
+    let refCaches = kl ? chosen.map { _ in context.makeCache(capacity: 512) } : []
     let samplers = chosen.map { p -> Sampler in
-      var so = o
-      so.seed = g.sampleSeed &+ Self.stableHash(p)
-      let s = Sampler(vocabSize: context.config.vocabSize, options: so)
+      var o = SamplingOptions()
+      o.seed = g.sampleSeed &+ Self.stableHash(p)
+      let s = Sampler(vocabSize: vocab, options: o)
       for t in p { s.accept(t) }
       return s
     }
     let batch = Batch(capacity: context.maxBatch)
     var out = chosen.map { _ in [Int32]() }
+    var klSum = [Double](repeating: 0, count: chosen.count)
+    var klPositions = [Int](repeating: 0, count: chosen.count)
     var live: [Int] = []
     var next: [Int32] = []
+    /// Samples sequence i's next token from `logits` (after adding the KL against `ref`).
+    func take(_ i: Int, _ logits: UnsafeMutablePointer<Float>, ref: UnsafeMutablePointer<Float>?) -> Int32? {
+      if let ref {
+        klSum[i] += Self.kl(logits, ref, count: vocab)
+        klPositions[i] += 1
+      }
+      let t = samplers[i].sample(logits)
+      if model.tokenizer.isEndOfGeneration(t) { return nil }
+      out[i].append(t)
+      samplers[i].accept(t)
+      return out[i].count < g.sampleTokens ? t : nil
+    }
     for (i, p) in chosen.enumerated() {
       try checkStopping()
+      // The prompt through the candidate and (for the KL) through the reference, side by side.
       var j = 0
       while j < p.count {
         batch.clear()
-        let end = min(p.count, j + context.maxBatch)
+        let end = min(p.count, j + context.maxBatch / 2)
         for k in j..<end {
           batch.add(p[k], position: k, cache: caches[i], logits: k == p.count - 1, adapters: mix)
+        }
+        if kl {
+          for k in j..<end {
+            batch.add(p[k], position: k, cache: refCaches[i], logits: k == p.count - 1, adapters: refMix)
+          }
         }
         context.forward(batch)
         j = end
       }
-      let t = samplers[i].sample(context.logits(row: 0))
-      if !model.tokenizer.isEndOfGeneration(t) {
-        out[i].append(t)
-        samplers[i].accept(t)
-        if g.sampleTokens > 1 {
-          live.append(i)
-          next.append(t)
-        }
+      if let t = take(i, context.logits(row: 0), ref: kl ? context.logits(row: 1) : nil) {
+        live.append(i)
+        next.append(t)
       }
     }
     while !live.isEmpty {
@@ -277,14 +296,15 @@ extension Learner {
       for (k, i) in live.enumerated() {
         batch.add(next[k], position: caches[i].count, cache: caches[i], logits: true, adapters: mix)
       }
+      if kl {
+        for (k, i) in live.enumerated() {
+          batch.add(next[k], position: refCaches[i].count, cache: refCaches[i], logits: true, adapters: refMix)
+        }
+      }
       context.forward(batch)
       var stillLive: [Int] = [], stillNext: [Int32] = []
       for (k, i) in live.enumerated() {
-        let t = samplers[i].sample(context.logits(row: k))
-        if model.tokenizer.isEndOfGeneration(t) { continue }
-        out[i].append(t)
-        samplers[i].accept(t)
-        if out[i].count < g.sampleTokens {
+        if let t = take(i, context.logits(row: k), ref: kl ? context.logits(row: live.count + k) : nil) {
           stillLive.append(i)
           stillNext.append(t)
         }
@@ -293,8 +313,31 @@ extension Learner {
       next = stillNext
     }
     return chosen.indices.map { i in
-      Sample(prompt: chosen[i], tokens: out[i], text: model.tokenizer.decode(out[i]))
+      Sample(
+        prompt: chosen[i], tokens: out[i], text: model.tokenizer.decode(out[i]), klSum: klSum[i],
+        klPositions: klPositions[i])
     }
+  }
+
+  /// KL(p ‖ q) of the softmaxes of two logit rows, in nats.
+  static func kl(_ p: UnsafePointer<Float>, _ q: UnsafePointer<Float>, count n: Int) -> Double {
+    var mp = -Float.infinity, mq = -Float.infinity
+    for i in 0..<n {
+      mp = max(mp, p[i])
+      mq = max(mq, q[i])
+    }
+    var sp: Double = 0, sq: Double = 0
+    for i in 0..<n {
+      sp += Double(expf(p[i] - mp))
+      sq += Double(expf(q[i] - mq))
+    }
+    let lp = Double(mp) + Foundation.log(sp), lq = Double(mq) + Foundation.log(sq)
+    var kl: Double = 0
+    for i in 0..<n {
+      let a = Double(p[i]) - lp
+      kl += exp(a) * (a - (Double(q[i]) - lq))
+    }
+    return max(0, kl)
   }
 
   /// FNV-1a of the tokens: the same in every process (Swift's Hasher is seeded per process).

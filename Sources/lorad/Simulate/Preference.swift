@@ -7,6 +7,9 @@ enum Preference: String, CaseIterable, Sendable {
   case short
   /// At most two commas.
   case fewCommas = "few-commas"
+  /// At most one comma: the stricter variant, whose baseline on these prompts (~19%) lies in the
+  /// issue's 5–40% band where "at most two" (~45%) does not.
+  case oneComma = "one-comma"
   /// Mentions a number (a digit).
   case number
   /// Is or contains a list: a line starting with "- ", "* " or "N. ".
@@ -17,6 +20,7 @@ enum Preference: String, CaseIterable, Sendable {
     switch self {
     case .short: return "answers that end on their own within the token budget"
     case .fewCommas: return "answers with at most two commas"
+    case .oneComma: return "answers with at most one comma"
     case .number: return "answers that mention a number (a digit)"
     case .list: return "answers that are or contain a list (a line starting with '- ', '* ' or 'N. ')"
     }
@@ -28,6 +32,7 @@ enum Preference: String, CaseIterable, Sendable {
     switch self {
     case .short: return finish == "stop"
     case .fewCommas: return text.reduce(0) { $0 + ($1 == "," ? 1 : 0) } <= 2
+    case .oneComma: return text.reduce(0) { $0 + ($1 == "," ? 1 : 0) } <= 1
     case .number: return text.contains(where: { $0.isASCII && $0.isNumber })
     case .list: return text.split(separator: "\n").contains(where: Self.isListItem)
     }

@@ -18,6 +18,8 @@ final class SimulationClient {
     var text: String
     var finish: String
     var version: Int?
+    /// Completion tokens (the `done` event's usage).
+    var tokens: Int
   }
 
   /// A generation to ask for.
@@ -56,7 +58,7 @@ final class SimulationClient {
       case "done":
         answers[i] = Answer(
           prompt: asks[i].prompt, request: reply.string("request") ?? "", text: reply.string("text") ?? "",
-          finish: reply.string("finish") ?? "", version: versions[id])
+          finish: reply.string("finish") ?? "", version: versions[id], tokens: Self.completionTokens(reply))
         done += 1
       case "error":
         throw SimulateError.protocolError(
@@ -65,6 +67,19 @@ final class SimulationClient {
       }
     }
     return answers.map { $0! }
+  }
+
+  static func completionTokens(_ reply: JSONObject) -> Int {
+    if case .object(let u)? = reply["usage"] { return u.int("completion_tokens") ?? 0 }
+    return 0
+  }
+
+  /// Sends `learn` with wait and returns at once; `learnReply(id:)` reads its outcome.
+  func startLearn(adapter: String) throws -> String {
+    next += 1
+    let id = "k\(next)"
+    try client.send(["op": .string("learn"), "id": .string(id), "adapter": .string(adapter), "wait": .bool(true)])
+    return id
   }
 
   /// Rates finished generations; returns when every rating is acknowledged (durable).
@@ -104,10 +119,12 @@ final class SimulationClient {
 
   /// Runs the learner on `adapter` now and waits for its outcome.
   func learn(adapter: String) throws -> LearnOutcome {
-    next += 1
-    let id = "k\(next)"
     let t0 = Date()
-    try client.send(["op": .string("learn"), "id": .string(id), "adapter": .string(adapter), "wait": .bool(true)])
+    return try learnReply(id: try startLearn(adapter: adapter), since: t0)
+  }
+
+  /// Waits for the outcome of the `learn` sent as `id` at `t0`.
+  func learnReply(id: String, since t0: Date) throws -> LearnOutcome {
     while true {
       guard let reply = try client.readReply() else {
         throw SimulateError.protocolError("the daemon closed the connection during learn")

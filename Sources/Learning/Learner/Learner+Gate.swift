@@ -35,7 +35,7 @@ extension Learner {
     // exceed the current version's by more than the tolerance.
     if heldOut.count >= g.minHeldOut {
       let seqs = heldOut.map(\.sequence)
-      let ref = try referenceLogProbs(heldOut, reference: reference, ctx: ctx, anchor: anchor)
+      let ref = try referenceLogProbs(heldOut, reference: reference, ctx: ctx, name: name, anchor: anchor)
       let cand = try ctx.logProbs(seqs, adapter: candidate).map(\.total)
       let cur = try currentHeldOutLogProbs(heldOut, name: name, version: currentVersion, current: current, ctx: ctx)
       candidateHeldOut = Dictionary(zip(heldOut.map(\.seq), cand), uniquingKeysWith: { a, _ in a })

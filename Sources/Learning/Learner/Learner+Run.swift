@@ -73,7 +73,7 @@ extension Learner {
       metrics["t_" + key] = Date().timeIntervalSince(phase)
       phase = Date()
     }
-    let refLogProbs = try referenceLogProbs(batch, reference: reference, ctx: ctx, anchor: anchor)
+    let refLogProbs = try referenceLogProbs(batch, reference: reference, ctx: ctx, name: name, anchor: anchor)
     var settings = AdamW.Settings(
       learningRate: c.learningRate, weightDecay: c.weightDecay, maxGradNorm: c.maxGradNorm)
     settings.beta2 = 0.999
@@ -249,15 +249,23 @@ extension Learner {
     return t
   }
 
-  /// log π_ref of each example: logged when the anchor served it, else recomputed.
-  func referenceLogProbs(_ batch: [Example], reference: LoRAParameters?, ctx: LoRATrainingContext, anchor: Int)
-    throws -> [Double]
-  {
-    var out = batch.map(\.loggedReference)
+  /// log π_ref of each example: logged when the anchor served it, else computed once per
+  /// anchor and kept (the reference never changes for an anchor).
+  func referenceLogProbs(
+    _ batch: [Example], reference: LoRAParameters?, ctx: LoRATrainingContext, name: String, anchor: Int
+  ) throws -> [Double] {
+    let key = "\(name)@\(anchor)"
+    var cache = referenceLogProbCache[key] ?? [:]
+    var out = batch.map { $0.loggedReference ?? cache[$0.seq] }
     let missing = out.indices.filter { out[$0] == nil }
     if !missing.isEmpty {
       let lp = try ctx.logProbs(missing.map { batch[$0].sequence }, adapter: reference)
-      for (j, i) in missing.enumerated() { out[i] = lp[j].total }
+      for (j, i) in missing.enumerated() {
+        out[i] = lp[j].total
+        cache[batch[i].seq] = lp[j].total
+      }
+      referenceLogProbCache = referenceLogProbCache.filter { !$0.key.hasPrefix(name + "@") }
+      referenceLogProbCache[key] = cache
     }
     return out.map { $0! }
   }

@@ -52,6 +52,9 @@ public final class Learner: @unchecked Sendable {  // queue under `lock`; traini
   /// log π of held-out examples (by log sequence number) under "name@version", computed by that
   /// version's gate when it was the candidate. Learner thread only.
   var heldOutLogProbs: [String: [Int64: Double]] = [:]
+  /// log π_ref of examples the anchor did not serve, by "name@anchor" and log sequence number.
+  /// Learner thread only.
+  var referenceLogProbCache: [String: [Int64: Double]] = [:]
   /// Adapters that failed with an error: not retried automatically until new feedback arrives.
   var failedAt: [String: Int64] = [:]
 

@@ -8,7 +8,7 @@ public struct LearnerConfiguration: Sendable {
   /// New effective feedback events of an adapter that wake the learner for it.
   public var batch = 16
   /// AdamW learning rate (the hidden `--learn-lr` overrides it, e.g. for the harmful-update test).
-  public var learningRate: Float = 5e-4
+  public var learningRate: Float = 1e-3
   public var weightDecay: Float = 0
   /// Global gradient-norm clip before each step.
   public var maxGradNorm: Double = 1.0
@@ -63,8 +63,11 @@ public struct GateConfiguration: Sendable {
   /// The candidate's share of degenerate samples (`Degeneracy`: loops, repeated phrases, text
   /// copying itself) may exceed the reference's by at most this.
   public var maxDegenerateIncrease = 0.1
-  /// Bound on KL(candidate ‖ reference) per sampled token (nats), estimated on its samples.
-  public var maxKLPerToken = 0.5
+  /// Bound on KL(candidate ‖ reference) per sampled token (nats), exact at the positions its
+  /// samples visit. 0.25: in `lorad simulate` runs, versions past ~0.3 began to answer off the
+  /// point and loop (held-out up-rate falling back, degenerate answers rising) while the gate's
+  /// other checks still passed them.
+  public var maxKLPerToken = 0.25
 
   public init() {}
 }

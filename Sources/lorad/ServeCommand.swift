@@ -61,6 +61,10 @@ struct ServeCommand: ParsableCommand {
   var grace = 10.0
   @Option(name: .long, help: "JSON file of client keys; every connection must then authenticate first.")
   var keys: String?
+  @Option(
+    name: .customLong("retention-days"),
+    help: "Days unrated generations stay in the feedback log (pruned at start and hourly; rated ones are kept); 0 keeps all.")
+  var retentionDays = 30.0
   @Option(name: .long, help: "Online learning from feedback: on or off.")
   var learn = "on"
   @Option(name: .customLong("learn-batch"), help: "New feedback events on an adapter that start a learning run.")
@@ -81,6 +85,7 @@ struct ServeCommand: ParsableCommand {
   var calibration: String?
 
   func validate() throws {
+    guard retentionDays >= 0 && retentionDays.isFinite else { throw ValidationError("--retention-days must be 0 or more") }
     guard ["on", "off"].contains(learn) else { throw ValidationError("--learn must be on or off") }
     guard LossKind(rawValue: loss) != nil else { throw ValidationError("--loss must be kto, dpo or reinforce") }
     guard (1...100_000).contains(learnBatch) else { throw ValidationError("--learn-batch must be 1...100000") }
@@ -140,8 +145,16 @@ struct ServeCommand: ParsableCommand {
     config.engine.contextLength = modelOptions.ctx
     config.engine.threads = modelOptions.threads
     config.graceSeconds = grace
-    let log = try FeedbackLog(stateDirectory: state)
+    var logConfiguration = FeedbackLog.Configuration()
+    logConfiguration.retention = retentionDays > 0 ? retentionDays * 86_400 : nil
+    let log = try FeedbackLog(stateDirectory: state, configuration: logConfiguration)
     _ = try? log.pruneExpired()
+    let pruner = DispatchSource.makeTimerSource(queue: .global(qos: .utility))
+    pruner.schedule(deadline: .now() + 3600, repeating: 3600)
+    pruner.setEventHandler {
+      if let n = try? log.pruneExpired(), n > 0 { printError("lorad: pruned \(n) unrated generations past the retention") }
+    }
+    pruner.resume()
     var learner: Learner?
     if learn == "on" {
       var lc = LearnerConfiguration()

@@ -63,7 +63,9 @@ struct ServeCommand: ParsableCommand {
   var keys: String?
   @Option(
     name: .customLong("retention-days"),
-    help: "Days unrated generations stay in the feedback log (pruned at start and hourly; rated ones are kept); 0 keeps all.")
+    help:
+      "Days unrated generations stay in the feedback log (pruned at start and hourly; rated ones are kept); 0 keeps all."
+  )
   var retentionDays = 30.0
   @Option(name: .long, help: "Online learning from feedback: on or off.")
   var learn = "on"
@@ -85,7 +87,9 @@ struct ServeCommand: ParsableCommand {
   var calibration: String?
 
   func validate() throws {
-    guard retentionDays >= 0 && retentionDays.isFinite else { throw ValidationError("--retention-days must be 0 or more") }
+    guard retentionDays >= 0 && retentionDays.isFinite else {
+      throw ValidationError("--retention-days must be 0 or more")
+    }
     guard ["on", "off"].contains(learn) else { throw ValidationError("--learn must be on or off") }
     guard LossKind(rawValue: loss) != nil else { throw ValidationError("--loss must be kto, dpo or reinforce") }
     guard (1...100_000).contains(learnBatch) else { throw ValidationError("--learn-batch must be 1...100000") }
@@ -152,7 +156,9 @@ struct ServeCommand: ParsableCommand {
     let pruner = DispatchSource.makeTimerSource(queue: .global(qos: .utility))
     pruner.schedule(deadline: .now() + 3600, repeating: 3600)
     pruner.setEventHandler {
-      if let n = try? log.pruneExpired(), n > 0 { printError("lorad: pruned \(n) unrated generations past the retention") }
+      if let n = try? log.pruneExpired(), n > 0 {
+        printError("lorad: pruned \(n) unrated generations past the retention")
+      }
     }
     pruner.resume()
     var learner: Learner?

@@ -150,7 +150,8 @@ struct SimulateCommand: ParsableCommand {
     if servingWhileLearning {
       let second = own ? try LineClient(connect: daemon!.socketPath) : try connection.open()
       return try measureServingWhileLearning(
-        sim, learner: SimulationClient(second), train: train, adapter: name, user: SimulatedUser(preference: preference),
+        sim, learner: SimulationClient(second), train: train, adapter: name,
+        user: SimulatedUser(preference: preference),
         repetitions: rounds ?? 3)
     }
     if baselines {

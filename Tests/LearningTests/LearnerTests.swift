@@ -199,7 +199,9 @@ import Testing
       func rows(_ m: AdapterMix?) -> [[Float]] {
         let g = Generator(context: learner.gateContext(), tokenizer: s.model.tokenizer, cacheCapacity: 512)
         g.prefill(seq, allLogits: true, adapters: m)
-        return (0..<seq.count).map { Array(UnsafeBufferPointer(start: learner.gateContext().logits(row: $0), count: vocab)) }
+        return (0..<seq.count).map {
+          Array(UnsafeBufferPointer(start: learner.gateContext().logits(row: $0), count: vocab))
+        }
       }
       // (The context's logits rows of the last chunk only: the sequences here fit one chunk.)
       guard seq.count <= learner.gateContext().maxBatch else { continue }

@@ -30,7 +30,7 @@ import Testing
   @Test func namesParseAsOnTheCommandLine() {
     #expect(Preference(rawValue: "few-commas") == .fewCommas)
     #expect(Preference(rawValue: "one-comma") == .oneComma)
-    #expect(Preference.allCases.count == 4)
+    #expect(Preference.allCases.count == 5)
   }
 
   @Test func degenerateAnswersGetThumbsDownWhateverTheTaste() {

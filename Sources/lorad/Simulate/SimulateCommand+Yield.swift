@@ -20,7 +20,9 @@ extension SimulateCommand {
         return .init(prompt: train[Int(k) % train.count], seed: seed &+ k)
       }
     }
-    let probe = (0..<batch).map { SimulationClient.Ask(prompt: train[(7 * $0) % train.count], seed: 1_000 + UInt64($0)) }
+    let probe = (0..<batch).map {
+      SimulationClient.Ask(prompt: train[(7 * $0) % train.count], seed: 1_000 + UInt64($0))
+    }
     func timed() throws -> (rate: Double, end: Date) {
       let t0 = Date()
       let a = try sim.generate(probe, adapter: adapter, maxTokens: maxTokens, temperature: temperature)
@@ -50,7 +52,8 @@ extension SimulateCommand {
       let idle = (idle1.rate + idle2.rate) / 2
       guard !covered.isEmpty else {
         Self.say(
-          String(format: "%3d  %8.1f  %12s  %5s  %8.1f  %@ (ended before a probe did: not counted)", r, idle, "-", "-",
+          String(
+            format: "%3d  %8.1f  %12s  %5s  %8.1f  %@ (ended before a probe did: not counted)", r, idle, "-", "-",
             runSeconds, outcome.outcome))
         continue
       }

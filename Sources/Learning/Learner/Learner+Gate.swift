@@ -240,8 +240,9 @@ extension Learner {
     let kl = klReference != nil
     let refMix = klReference ?? nil
     let vocab = context.config.vocabSize
-    let caches = chosen.map { _ in context.makeCache(capacity: 512) }
-    let refCaches = kl ? chosen.map { _ in context.makeCache(capacity: 512) } : []
+    // Each cache holds just its prompt and sample (24 caches of the full 512 would be ~0.5 GB).
+    let caches = chosen.map { context.makeCache(capacity: $0.count + g.sampleTokens + 1) }
+    let refCaches = kl ? chosen.map { context.makeCache(capacity: $0.count + g.sampleTokens + 1) } : []
     let samplers = chosen.map { p -> Sampler in
       var o = SamplingOptions()
       o.seed = g.sampleSeed &+ Self.stableHash(p)

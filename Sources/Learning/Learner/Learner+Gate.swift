@@ -39,9 +39,7 @@ extension Learner {
       let cand = try ctx.logProbs(seqs, adapter: candidate).map(\.total)
       let cur = try currentHeldOutLogProbs(heldOut, name: name, version: currentVersion, current: current, ctx: ctx)
       candidateHeldOut = Dictionary(zip(heldOut.map(\.seq), cand), uniquingKeysWith: { a, _ in a })
-      let ups = heldOut.filter(\.desirable).count
-      let kto = KTOLoss.balanced(
-        beta: configuration.beta, desirableCount: ups, undesirableCount: heldOut.count - ups)
+      let kto = ktoLoss(heldOut)
       func loss(_ lp: [Double]) -> Double {
         kto.evaluate(
           heldOut.indices.map {
@@ -256,6 +254,13 @@ extension Learner {
     var klPositions = [Int](repeating: 0, count: chosen.count)
     var live: [Int] = []
     var next: [Int32] = []
+    /// Adds a row of sequence i through the candidate, or through the reference (its twin
+    /// cache), at `position` (nil: the next one of that cache).
+    func add(_ i: Int, _ token: Int32, position: Int? = nil, logits: Bool, reference: Bool) {
+      let cache = reference ? refCaches[i] : caches[i]
+      batch.add(
+        token, position: position ?? cache.count, cache: cache, logits: logits, adapters: reference ? refMix : mix)
+    }
     /// Samples sequence i's next token from `logits` (after adding the KL against `ref`).
     func take(_ i: Int, _ logits: UnsafeMutablePointer<Float>, ref: UnsafeMutablePointer<Float>?) -> Int32? {
       if let ref {
@@ -275,14 +280,8 @@ extension Learner {
       while j < p.count {
         batch.clear()
         let end = min(p.count, j + context.maxBatch / 2)
-        for k in j..<end {
-          batch.add(p[k], position: k, cache: caches[i], logits: k == p.count - 1, adapters: mix)
-        }
-        if kl {
-          for k in j..<end {
-            batch.add(p[k], position: k, cache: refCaches[i], logits: k == p.count - 1, adapters: refMix)
-          }
-        }
+        for k in j..<end { add(i, p[k], position: k, logits: k == p.count - 1, reference: false) }
+        if kl { for k in j..<end { add(i, p[k], position: k, logits: k == p.count - 1, reference: true) } }
         context.forward(batch)
         j = end
       }
@@ -294,13 +293,9 @@ extension Learner {
     while !live.isEmpty {
       try checkStopping()
       batch.clear()
-      for (k, i) in live.enumerated() {
-        batch.add(next[k], position: caches[i].count, cache: caches[i], logits: true, adapters: mix)
-      }
+      for (k, i) in live.enumerated() { add(i, next[k], logits: true, reference: false) }
       if kl {
-        for (k, i) in live.enumerated() {
-          batch.add(next[k], position: refCaches[i].count, cache: refCaches[i], logits: true, adapters: refMix)
-        }
+        for (k, i) in live.enumerated() { add(i, next[k], logits: true, reference: true) }
       }
       context.forward(batch)
       var stillLive: [Int] = [], stillNext: [Int32] = []

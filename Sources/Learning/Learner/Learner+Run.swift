@@ -104,8 +104,7 @@ extension Learner {
       if c.loss == .kto {
         // One forward: each sequence's weight dLoss/dlog π from its own log π, computed by the
         // forward its backward then uses (z is known first, from the mismatched pairs).
-        let ups = batch.filter(\.desirable).count
-        let kto = KTOLoss.balanced(beta: c.beta, desirableCount: ups, undesirableCount: batch.count - ups)
+        let kto = ktoLoss(batch)
         var total: Double = 0
         try ctx.accumulateGradient(batch.map(\.sequence), adapter: params, into: &grads) { i, lp in
           let t = kto.example(
@@ -117,7 +116,7 @@ extension Learner {
         loss = total
       } else {
         let policy = try ctx.logProbs(batch.map(\.sequence), adapter: params).map(\.total)
-        guard let (l, weights) = lossWeights(batch, policy: policy, reference: refLogProbs, z: z) else { break }
+        guard let (l, weights) = lossWeights(batch, policy: policy, reference: refLogProbs) else { break }
         var seqs = batch.map(\.sequence)
         for i in seqs.indices { seqs[i].weight = Float(weights[i]) }
         try ctx.accumulateGradient(seqs.filter { $0.weight != 0 }, adapter: params, into: &grads)
@@ -270,19 +269,20 @@ extension Learner {
     return out.map { $0! }
   }
 
-  /// The configured loss on the batch: its value and each sequence's weight dLoss/dlog π
-  /// (`z`: KTO's reference point). nil when the batch gives no signal.
-  func lossWeights(_ batch: [Example], policy: [Double], reference: [Double], z: Double) -> (Double, [Double])? {
+  /// KTO with λ_D / λ_U balanced from the examples' up and down counts.
+  func ktoLoss(_ examples: [Example]) -> KTOLoss {
+    let ups = examples.filter(\.desirable).count
+    return KTOLoss.balanced(beta: configuration.beta, desirableCount: ups, undesirableCount: examples.count - ups)
+  }
+
+  /// The loss of DPO or REINFORCE on the batch, whose weights need every sequence's log π
+  /// first: its value and each sequence's weight dLoss/dlog π. nil when the batch gives no
+  /// signal. (KTO takes each weight from the sequence's own forward in `run`.)
+  func lossWeights(_ batch: [Example], policy: [Double], reference: [Double]) -> (Double, [Double])? {
     let c = configuration
     switch c.loss {
     case .kto:
-      let ups = batch.filter(\.desirable).count
-      let kto = KTOLoss.balanced(beta: c.beta, desirableCount: ups, undesirableCount: batch.count - ups)
-      let ex = batch.indices.map {
-        KTOExample(logProb: policy[$0], referenceLogProb: reference[$0], desirable: batch[$0].desirable)
-      }
-      let (loss, weights, _) = kto.evaluate(ex, referencePoint: z)
-      return (loss, weights)
+      return nil
     case .dpo:
       let pairs = DPOLoss.pairs(
         keys: batch.map { Array($0.sequence.tokens.prefix($0.sequence.promptLength)) },

@@ -282,7 +282,14 @@ LK_AVX2 void lk_mm_q32_avx2(int wtype, float *Y, int64_t ldy, const void *W, con
         xrows[t] = (const uint8_t *)Xq + (tb + t) * xstride + kb0 * xbs;
         prep_x(wtype, xrows[t], nkb, &xc[t]);
       }
+      // The tiles' rows are contiguous within the chunk: keep PF_BYTES ahead of the tile being
+      // read in flight (copy_scales touches every line of a tile first and would stall on them).
+      const uint8_t *wend = wc + r1 * rb;
+      for (const uint8_t *p = wc + r0 * rb; p < wc + r0 * rb + PF_BYTES && p < wend; p += 64)
+        _mm_prefetch((const char *)p, PF_HINT);
       for (int64_t r = r0; r < r1; r += 4) {
+        const uint8_t *pf = wc + r * rb + PF_BYTES;
+        for (int64_t o = 0; o < 4 * rb && pf + o < wend; o += 64) _mm_prefetch((const char *)(pf + o), PF_HINT);
         const uint8_t *w[4];
         tile_rows(wc, rb, r, r1, w);
         copy_scales(wtype, w, nkb, sc);

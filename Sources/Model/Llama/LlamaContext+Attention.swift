@@ -19,12 +19,13 @@ extension LlamaContext {
   /// att[i, head h] = softmax(q[i,h] · K[0...pos_i]ᵀ / √hd) · V[0...pos_i], with the keys and
   /// values of row i's own sequence (GQA: head h reads kv head h / (heads / kvHeads)).
   /// Long runs of one sequence (prefill) go through two sgemm per (head, chunk of 64 rows);
-  /// single rows (decode) through one C kernel per (row, head). All tasks of a step share one
+  /// single rows (decode) through one C kernel per (row, head), a task being a row's heads
+  /// that share one kv head. All tasks of a step share one
   /// pool job, round-robin over the threads; each thread has its own score scratch.
   func attention(layer l: Int, batch: Batch, n: Int) {
     collectAttentionRuns(batch, n)
     let c = config
-    let hd = c.headDim, heads = c.heads, group = c.heads / c.kvHeads
+    let hd = c.headDim, heads = c.heads, kvHeads = c.kvHeads, group = c.heads / c.kvHeads
     let qDim = c.qDim, kvDim = c.kvDim
     let scale = 1 / Float(hd).squareRoot()
     let chunk = Self.gemmAttentionChunk
@@ -33,7 +34,7 @@ extension LlamaContext {
     var total = 0
     for r in attnRuns {
       attnTaskStart.append(total)
-      total += r.count >= Self.gemmAttentionMinRows ? heads * ((r.count + chunk - 1) / chunk) : heads * r.count
+      total += r.count >= Self.gemmAttentionMinRows ? heads * ((r.count + chunk - 1) / chunk) : kvHeads * r.count
     }
     let runs = attnRuns, starts = attnTaskStart
     let q = self.q, att = self.att, scores = self.scores, maxCtx = maxContext
@@ -75,13 +76,17 @@ extension LlamaContext {
           BLAS.gemmNN(
             m: rows, n: hd, k: len, a: s, lda: len, b: v0, ldb: kvDim, c: att + (r.row + r0) * qDim + h * hd, ldc: qDim)
         } else {
-          // Kernel task: one row, one head.
-          let i = local / heads, h = local % heads
+          // Kernel task: one row, the query heads of one KV head, one after another on this
+          // thread, so that head's keys and values come from memory once, then from its caches.
+          let i = local / kvHeads, g = local % kvHeads
           let row = r.row + i
-          let kvOff = (h / group) * hd
-          lk_attention_head(
-            att + row * qDim + h * hd, q + row * qDim + h * hd, r.cache.key(l, 0) + kvOff, r.cache.value(l, 0) + kvOff,
-            Int64(kvDim), Int64(r.position + i + 1), Int64(hd), scale, scores + ith * maxCtx)
+          let kvOff = g * hd
+          for h in g * group..<(g + 1) * group {
+            lk_attention_head(
+              att + row * qDim + h * hd, q + row * qDim + h * hd, r.cache.key(l, 0) + kvOff,
+              r.cache.value(l, 0) + kvOff, Int64(kvDim), Int64(r.position + i + 1), Int64(hd), scale,
+              scores + ith * maxCtx)
+          }
         }
       }
     }

@@ -64,8 +64,12 @@ extension LlamaContext {
     loraGroups.removeAll(keepingCapacity: true)
     var tTotal = 0
     let outs = LoRAOutputs(o0: o0, o1: o1, o2: o2)
-    // Tasks by (run, output, part): a group's tasks are consecutive, its parts in mix order.
+    // Tasks by (run, output, part): a group's tasks are consecutive, its parts in mix order. A
+    // group is one (run, output), or a whole run when there are runs enough to keep every thread
+    // busy (decode with many adapters): then a run's rows are quantized once, not per output.
+    let groupByRun = loraRuns.count >= 2 * pool.threads
     for run in loraRuns {
+      let runFirst = loraTasks.count
       for s in 0..<3 {
         guard let o = outs[s] else { continue }
         let first = loraTasks.count
@@ -75,8 +79,9 @@ extension LlamaContext {
             LoRATask(row: run.row, count: run.count, factor: f, scale: f.scale * part.scale, slot: s, t: tTotal))
           tTotal += run.count * f.rank
         }
-        if loraTasks.count > first { loraGroups.append(first) }
+        if !groupByRun, loraTasks.count > first { loraGroups.append(first) }
       }
+      if groupByRun, loraTasks.count > runFirst { loraGroups.append(runFirst) }
     }
     if loraTasks.isEmpty { return }
     ensureLoRAScratch(t: tTotal)
@@ -128,6 +133,16 @@ extension LlamaContext {
       pool.run(chunks: ng) { g, _ in
         let first = groups[g], end = g + 1 < ng ? groups[g + 1] : nt
         let head = tasks[first]
+        // The group's factors are cold (each adapter's are read once per step): ask for all of
+        // them now, so their misses overlap instead of following each other.
+        for k in first..<end {
+          let f = tasks[k].factor
+          lk_prefetch_bytes(f.a, Int64(f.rank * (f.type.rowBytes(f.cols) ?? 0)))
+        }
+        for k in first..<end {
+          let f = tasks[k].factor
+          lk_prefetch_bytes(f.bt, Int64(f.rank * (f.type.rowBytes(f.rows) ?? 0)))
+        }
         var xq: UnsafeMutableRawPointer? = nil
         if anyQ8 {
           // The slice after the rows of the groups before this one (Σ counts × stride).

@@ -41,7 +41,7 @@ let package = Package(
     // Test helpers shared by the test targets (the tiny model written as a real GGUF).
     .target(name: "TestSupport", dependencies: ["Model", "Tensor", "CKernels"], path: "Tests/TestSupport"),
     .testTarget(
-      name: "AdaptersTests", dependencies: ["Adapters", "Model", "Tensor", "TestSupport"],
+      name: "AdaptersTests", dependencies: ["Adapters", "CKernels", "Model", "Tensor", "TestSupport"],
       resources: [.copy("Fixtures")]),
     .testTarget(
       name: "ModelTests", dependencies: ["Model", "Tensor", "CKernels", "TestSupport"],

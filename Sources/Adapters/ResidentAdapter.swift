@@ -1,3 +1,4 @@
+import CKernels
 import Dispatch
 import Model
 import Tensor
@@ -69,7 +70,12 @@ public final class ResidentAdapter: LowRankSource, @unchecked Sendable {  // imm
       }
       p.a.withUnsafeBufferPointer { put($0.baseAddress!, rows: p.rank, p.cols, at: o.a) }
       // Bᵀ: (rank, rows), so the expand half streams contiguous rows; in Q8_0, as panels (the
-      // rank blocks of each 32 columns together, see lk_lora_expand_q8).
+      // rank blocks of each 32 columns together, see lk_lora_expand_q8), packed by the kernel
+      // straight from B (on a cold load's path to the first token).
+      if o.type == .q8_0 {
+        p.b.withUnsafeBufferPointer { lk_lora_pack_bt_q8($0.baseAddress!, Int64(p.rows), Int64(p.rank), storage + o.b) }
+        return
+      }
       let bt = [Float](unsafeUninitializedCapacity: p.b.count) { buf, n in
         p.b.withUnsafeBufferPointer { b in
           for r in 0..<p.rows {

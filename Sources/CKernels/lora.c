@@ -210,6 +210,16 @@ void lk_lora_shrink_q8(float *t, int64_t ldt, const void *xq, int64_t xstride, i
   lk_matmul(LK_Q8_0, t, ldt, a, xq, xstride, ntok, cols, 0, rank);
 }
 
+void lk_lora_pack_bt_q8(const float *b, int64_t rows, int64_t rank, void *dst) {
+  block_q8_0 *out = dst;
+  float col[QK];
+  for (int64_t c = 0; c < rows / QK; c++)
+    for (int64_t k = 0; k < rank; k++) {
+      for (int j = 0; j < QK; j++) col[j] = b[(c * QK + j) * rank + k];
+      lk_quantize_act(LK_Q8_0, col, out + c * rank + k, QK);
+    }
+}
+
 void lk_lora_expand_q8(float *y, int64_t ldy, const float *t, int64_t ldt, int64_t ntok, const void *bt,
                        int64_t rank, int64_t rows, int64_t c0, int64_t c1, float scale) {
   if (c1 <= c0 || ntok <= 0) return;

@@ -1,3 +1,4 @@
+import CKernels
 import Model
 import Testing
 
@@ -22,6 +23,36 @@ import Testing
     #expect(w.maxRank == 2)
     #expect(w.bytes == 2 * 14 * 4)
     #expect(LoRAModule.o.ggufName == "attn_output" && LoRAModule.down.rawValue == "down_proj")
+  }
+
+  /// The Q8_0 serving copy of B (packed into Bᵀ panels by one kernel, straight from B) holds,
+  /// for every rank k and 32 rows of B, exactly what quantizing those 32 values on their own
+  /// gives: a reference built here one column block at a time, then dequantized.
+  @Test func q8ServingCopyOfBHoldsEachColumnBlockQuantizedAlone() {
+    let rows = 96, rank = 3, cols = 64
+    var seed: UInt64 = 7
+    func next() -> Float {
+      seed = seed &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+      return Float(Int64(bitPattern: seed >> 11) % 2001 - 1000) / 997
+    }
+    let b = (0..<(rows * rank)).map { _ in next() }
+    let a = (0..<(rank * cols)).map { _ in next() }
+    let w = LoRAWeights(
+      name: "p", pairs: [LoRATarget(layer: 0, module: .gate): LoRAPair(rank: rank, rows: rows, cols: cols, scale: 1, a: a, b: b)])
+    let served = ResidentAdapter(w, layers: 1, type: .q8_0).weights.pairs[LoRATarget(layer: 0, module: .gate)]!
+    var expected = [Float](repeating: .nan, count: rows * rank)
+    var block = [UInt8](repeating: 0, count: 34)
+    var out = [Float](repeating: 0, count: 32)
+    for k in 0..<rank {
+      for c in 0..<(rows / 32) {
+        let col = (0..<32).map { b[(c * 32 + $0) * rank + k] }
+        lk_quantize_act(Int32(LK_Q8_0), col, &block, 32)
+        lk_dequantize_row(Int32(LK_Q8_0), block, &out, 32)
+        for j in 0..<32 { expected[(c * 32 + j) * rank + k] = out[j] }
+      }
+    }
+    #expect(served.b == expected)
+    #expect(zip(served.b, b).allSatisfy { abs($0 - $1) <= 1.0 / 127 })  // and close to B itself
   }
 }
 

@@ -82,17 +82,21 @@ public enum PEFTAdapter {
   }
 
   /// The module path and whether it is lora_A, from a tensor name; refuses anything else by name.
+  /// Works on the name's bytes: a cold load parses hundreds of names on its way to a first token.
   static func parseName(_ name: String, file: String) throws -> (modulePath: String, isA: Bool) {
-    var body = Substring(name)
-    if body.hasPrefix("base_model.model.") { body = body.dropFirst("base_model.model.".count) }
-    if body.hasSuffix(".weight") {
-      body = body.dropLast(".weight".count)
-      for (marker, isA) in [(".lora_A", true), (".lora_B", false)] {
-        if body.hasSuffix(marker) { return (String(body.dropLast(marker.count)), isA) }
-        // `.lora_A.<adapter name>.weight`, as PEFT's state dicts name them before saving.
-        if let r = body.range(of: marker + ".", options: .backwards), !body[r.upperBound...].contains(".") {
-          return (String(body[..<r.lowerBound]), isA)
-        }
+    let u = Array(name.utf8)
+    var lo = 0, hi = u.count
+    func ends(_ end: Int, _ suffix: [UInt8]) -> Bool {
+      end - lo >= suffix.count && u[(end - suffix.count)..<end].elementsEqual(suffix)
+    }
+    if u.starts(with: Self.prefixBytes) { lo = Self.prefixBytes.count }
+    if ends(hi, Self.weightBytes) {
+      hi -= Self.weightBytes.count
+      // `….lora_A`, or `….lora_A.<adapter name>` as PEFT's state dicts name them before saving.
+      let dot = u[lo..<hi].lastIndex(of: UInt8(ascii: "."))
+      for (marker, isA) in [(Self.loraABytes, true), (Self.loraBBytes, false)] {
+        if ends(hi, marker) { return (String(decoding: u[lo..<(hi - marker.count)], as: UTF8.self), isA) }
+        if let d = dot, ends(d, marker) { return (String(decoding: u[lo..<(d - marker.count)], as: UTF8.self), isA) }
       }
     }
     if name.contains("lora_embedding_") {
@@ -105,15 +109,19 @@ public enum PEFTAdapter {
       path: file, tensor: name,
       reason: "is not a LoRA matrix (…<module>.lora_A.weight / …lora_B.weight); lorad cannot apply it")
   }
+  static let prefixBytes = Array("base_model.model.".utf8), weightBytes = Array(".weight".utf8)
+  static let loraABytes = Array(".lora_A".utf8), loraBBytes = Array(".lora_B".utf8)
 
-  /// The layer and projection of a module path like `model.layers.3.self_attn.q_proj`.
+  /// The layer and projection of a module path like `model.layers.3.self_attn.q_proj`: the
+  /// last component names the projection, the one after `layers` the block.
   static func parseTarget(_ modulePath: String, tensor: String, file: String) throws -> LoRATarget {
-    let parts = modulePath.split(separator: ".").map(String.init)
-    let leaf = parts.last ?? modulePath
-    guard let module = LoRAModule(rawValue: leaf) else {
+    let parts = modulePath.utf8.split(separator: UInt8(ascii: "."))
+    guard let leaf = parts.last, let module = LoRAModule(rawValue: String(Substring(leaf))) else {
       throw AdapterError.unknownModule(path: file, tensor: tensor, module: modulePath)
     }
-    guard let i = parts.firstIndex(of: "layers"), i + 1 < parts.count, let layer = Int(parts[i + 1]), layer >= 0 else {
+    guard let i = parts.firstIndex(where: { $0.elementsEqual("layers".utf8) }), i + 1 < parts.count,
+      let layer = Int(Substring(parts[i + 1])), layer >= 0
+    else {
       throw AdapterError.unknownModule(path: file, tensor: tensor, module: modulePath)
     }
     return LoRATarget(layer: layer, module: module)

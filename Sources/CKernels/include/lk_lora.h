@@ -28,6 +28,11 @@ void lk_lora_shrink_q8(float *t, int64_t ldt, const void *xq, int64_t xstride, i
 void lk_lora_expand_q8(float *y, int64_t ldy, const float *t, int64_t ldt, int64_t ntok, const void *bt,
                        int64_t rank, int64_t rows, int64_t c0, int64_t c1, float scale);
 
+/// Bᵀ in Q8_0 panels (the layout lk_lora_expand_q8 reads) straight from B, (rows, rank) row-major
+/// F32, rows a multiple of 32: block (k, c) holds B[32c .. 32c + 31, k], quantized as
+/// lk_quantize_act(LK_Q8_0, ...) would quantize those 32 values, at block index c · rank + k.
+void lk_lora_pack_bt_q8(const float *b, int64_t rows, int64_t rank, void *dst);
+
 /// Asks for `bytes` bytes at p to be brought towards the caches (no effect on results): a group
 /// of LoRA products announces its factors before it reads them, so their misses overlap.
 void lk_prefetch_bytes(const void *p, int64_t bytes);

@@ -80,9 +80,23 @@ public final class LinearWorkspace: @unchecked Sendable {  // owned by one compu
   }
 
   /// y[i * ldy + r] = dot(x row i, W row r) for all rows i of `a` and all rows r of `w`.
-  public func linear(_ y: UnsafeMutablePointer<Float>, ldy: Int, _ w: WeightMatrix, _ a: Activations) {
+  /// `side` chunks of other work (`sideWork(i)`, i < side) may ride along: see `products`.
+  public func linear(
+    _ y: UnsafeMutablePointer<Float>, ldy: Int, _ w: WeightMatrix, _ a: Activations, side: Int = 0,
+    _ sideWork: (Int) -> Void = { _ in }
+  ) {
     precondition(a.cols == w.cols)
     let code = w.type.code
+    if side > 0 {
+      if let q = a.q {
+        precondition(a.actType == lk_act_type(code), "activations prepared for another weight type")
+        products((y, ldy, w), nil, nil, q, a, side: side, sideWork)
+      } else {
+        linear(y, ldy: ldy, w, a)
+        pool.run(chunks: side) { i, _ in sideWork(i) }
+      }
+      return
+    }
     if let q = a.q {
       precondition(a.actType == lk_act_type(code), "activations prepared for another weight type")
       if a.n == 1 {
@@ -130,7 +144,8 @@ public final class LinearWorkspace: @unchecked Sendable {  // owned by one compu
   /// the threads in multiples of 16. Products that the BLAS path computes go one by one.
   public func linear(
     _ p: (UnsafeMutablePointer<Float>, WeightMatrix), _ p2: (UnsafeMutablePointer<Float>, WeightMatrix),
-    _ p3: (UnsafeMutablePointer<Float>, WeightMatrix)? = nil, ldy: (Int, Int, Int), _ a: Activations
+    _ p3: (UnsafeMutablePointer<Float>, WeightMatrix)? = nil, ldy: (Int, Int, Int), _ a: Activations, side: Int = 0,
+    _ sideWork: (Int) -> Void = { _ in }
   ) {
     guard let q = a.q, compatible(a, p2.1), p3 == nil || compatible(a, p3!.1) else {
       linear(p.0, ldy: ldy.0, p.1, a)
@@ -138,12 +153,28 @@ public final class LinearWorkspace: @unchecked Sendable {  // owned by one compu
       if let p3 {
         linear(p3.0, ldy: ldy.2, p3.1, compatible(a, p3.1) ? a : activations(a.x, ldx: a.ldx, n: a.n, for: p3.1))
       }
+      if side > 0 { pool.run(chunks: side) { i, _ in sideWork(i) } }
       return
     }
+    products(
+      (p.0, ldy.0, p.1), (p2.0, ldy.1, p2.1), p3.map { ($0.0, ldy.2, $0.1) }, q, a, side: side, sideWork)
+  }
+
+  /// Up to three products over the same quantized activations in one pool job, each matrix's
+  /// rows split into `productChunks` chunks of multiples of 16, plus `side` chunks of other work
+  /// spread evenly among them. The threads take chunks in order as they come free, so memory
+  /// bound side work (the LoRA factors of many adapters, streamed from memory) runs on one core
+  /// while the other computes, instead of after the products.
+  func products(
+    _ p0: (UnsafeMutablePointer<Float>, Int, WeightMatrix), _ p1: (UnsafeMutablePointer<Float>, Int, WeightMatrix)?,
+    _ p2: (UnsafeMutablePointer<Float>, Int, WeightMatrix)?, _ q: UnsafeRawPointer, _ a: Activations, side: Int,
+    _ sideWork: (Int) -> Void
+  ) {
     let n = a.n, qs = a.qStride
-    let count = p3 == nil ? 2 : 3
-    let one: (UnsafeMutablePointer<Float>, Int, WeightMatrix, Int, Int) -> Void = { y, ldy, w, ith, nth in
-      let per = ((w.rows + nth - 1) / nth + 15) & ~15
+    let base = productChunks
+    let one: ((UnsafeMutablePointer<Float>, Int, WeightMatrix), Int) -> Void = { p, ith in
+      let (y, ldy, w) = p
+      let per = ((w.rows + base - 1) / base + 15) & ~15
       let r0 = min(w.rows, per * ith), r1 = min(w.rows, per * (ith + 1))
       if r0 >= r1 { return }
       if n == 1 {
@@ -152,12 +183,23 @@ public final class LinearWorkspace: @unchecked Sendable {  // owned by one compu
         lk_matmul(w.type.code, y, Int64(ldy), w.data, q, Int64(qs), Int64(n), Int64(w.cols), Int64(r0), Int64(r1))
       }
     }
-    pool.run(chunks: 4 * pool.threads) { ith, nth in
-      one(p.0, ldy.0, p.1, ith, nth)
-      one(p2.0, ldy.1, p2.1, ith, nth)
-      if count == 3 { one(p3!.0, ldy.2, p3!.1, ith, nth) }
+    let total = base + side
+    pool.run(chunks: total) { i, _ in
+      // Chunk i is side work when the running share of side chunks steps up at i.
+      let sideUpTo = (i + 1) * side / total
+      if sideUpTo > i * side / total {
+        sideWork(sideUpTo - 1)
+        return
+      }
+      let j = i - sideUpTo
+      one(p0, j)
+      if let p1 { one(p1, j) }
+      if let p2 { one(p2, j) }
     }
   }
+
+  /// Row chunks of a product job: a few per thread, so a thread that loses its core leaves little undone.
+  var productChunks: Int { 4 * pool.threads }
 
   /// Convenience: prepare and multiply in one call.
   public func linear(

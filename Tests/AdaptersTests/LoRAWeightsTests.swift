@@ -38,7 +38,8 @@ import Testing
     let b = (0..<(rows * rank)).map { _ in next() }
     let a = (0..<(rank * cols)).map { _ in next() }
     let w = LoRAWeights(
-      name: "p", pairs: [LoRATarget(layer: 0, module: .gate): LoRAPair(rank: rank, rows: rows, cols: cols, scale: 1, a: a, b: b)])
+      name: "p",
+      pairs: [LoRATarget(layer: 0, module: .gate): LoRAPair(rank: rank, rows: rows, cols: cols, scale: 1, a: a, b: b)])
     let served = ResidentAdapter(w, layers: 1, type: .q8_0).weights.pairs[LoRATarget(layer: 0, module: .gate)]!
     var expected = [Float](repeating: .nan, count: rows * rank)
     var block = [UInt8](repeating: 0, count: 34)

@@ -20,6 +20,17 @@ struct LoRAOutputs {
   subscript(s: Int) -> (LoRAModule, UnsafeMutablePointer<Float>, Int)? { s == 0 ? o0 : s == 1 ? o1 : o2 }
 }
 
+/// What `planLoRA` decided for one call, for `loraShrink` and `finishLoRA`.
+struct LoRACall {
+  var outs: LoRAOutputs
+  var x: UnsafePointer<Float>
+  var ldx: Int
+  var cols: Int
+  var xqStride: Int
+  var anyQ8: Bool
+  var byGroup: Bool  // groups whole on one thread, first halves as side chunks
+}
+
 /// A maximal run of consecutive batch rows that apply the same adapter mix.
 struct LoRARun {
   var row: Int
@@ -46,20 +57,25 @@ extension LlamaContext {
 
   /// y_s[rows of each run] += user scale · factor scale · B·(A·x) for every adapter part of the
   /// run and every output s of this call (q, k, v share x; gate, up share x). Base rows without
-  /// adapters are untouched. Two ways to share the work, with the same arithmetic per row:
-  /// - many (run, output) groups (decode with several adapters) or only short runs: one pool
-  ///   job, each group whole on one thread (quantize its rows, shrink, expand every part in
-  ///   order), so no two threads write the same element and a call costs one synchronisation,
-  ///   not three;
-  /// - few groups with long runs (one adapter's prefill): x quantized once, the shrinks by task,
-  ///   then the expands split by column across threads.
-  func applyLoRA(
+  /// adapters are untouched. A call is planned before its base product (`planLoRA`) and
+  /// finished after it (`finishLoRA`); two ways to share the work, with the same arithmetic
+  /// per row:
+  /// - many (run, output) groups (decode with several adapters) or only short runs: each group
+  ///   whole on one thread. Its first half (quantize its rows, shrink, announce its Bᵀ) rides
+  ///   in the base product's pool job as side chunks (`loraShrink`): it reads the factors from
+  ///   memory while the other core computes. The expands follow in one job, a group per chunk,
+  ///   so no two threads write the same element;
+  /// - few groups with long runs (one adapter's prefill), all in `finishLoRA`: x quantized once,
+  ///   the shrinks by task, then the expands split by column across threads.
+  /// Returns the number of side chunks for the base product (0: nothing rides along).
+  func planLoRA(
     layer l: Int, x: UnsafePointer<Float>, ldx: Int,
     _ o0: (LoRAModule, UnsafeMutablePointer<Float>, Int),
     _ o1: (LoRAModule, UnsafeMutablePointer<Float>, Int)? = nil,
     _ o2: (LoRAModule, UnsafeMutablePointer<Float>, Int)? = nil
-  ) {
-    if loraRuns.isEmpty { return }
+  ) -> Int {
+    loraCall = nil
+    if loraRuns.isEmpty { return 0 }
     loraTasks.removeAll(keepingCapacity: true)
     loraGroups.removeAll(keepingCapacity: true)
     var tTotal = 0
@@ -83,89 +99,82 @@ extension LlamaContext {
       }
       if groupByRun, loraTasks.count > runFirst { loraGroups.append(runFirst) }
     }
-    if loraTasks.isEmpty { return }
+    if loraTasks.isEmpty { return 0 }
     ensureLoRAScratch(t: tTotal)
-    let tBase = loraT!
-    let tasks = loraTasks
-    let nt = tasks.count
-    let cols = tasks[0].factor.cols  // every factor of the call reads the same x
+    let cols = loraTasks[0].factor.cols  // every factor of the call reads the same x
     let xqStride = GGMLType.q8_0.rowBytes(cols) ?? 0
-    let anyQ8 = tasks.contains { $0.factor.type == .q8_0 }
-
-    @inline(__always) func shrink(_ task: LoRATask, _ xq: UnsafeRawPointer?) {
-      let f = task.factor
-      if f.type == .q8_0 {
-        lk_lora_shrink_q8(
-          tBase + task.t, Int64(f.rank), xq!, Int64(xqStride), Int64(task.count), f.a, Int64(f.rank), Int64(f.cols))
-      } else {
-        lk_lora_shrink(
-          tBase + task.t, Int64(f.rank), x + task.row * ldx, Int64(ldx), Int64(task.count), f.type.code, f.a,
-          Int64(f.rank), Int64(f.cols))
-      }
-    }
-    @inline(__always) func expand(_ task: LoRATask, _ c0: Int, _ c1: Int) {
-      guard let o = outs[task.slot] else { return }
-      let f = task.factor
-      if f.type == .q8_0 {
-        lk_lora_expand_q8(
-          o.1 + task.row * o.2, Int64(o.2), tBase + task.t, Int64(f.rank), Int64(task.count), f.bt, Int64(f.rank),
-          Int64(f.rows), Int64(c0), Int64(c1), task.scale)
-      } else {
-        lk_lora_expand(
-          o.1 + task.row * o.2, Int64(o.2), tBase + task.t, Int64(f.rank), Int64(task.count), f.type.code, f.bt,
-          Int64(f.rank), Int64(f.rows), Int64(c0), Int64(c1), task.scale)
-      }
-    }
-
-    let groups = loraGroups
-    let ng = groups.count
-    // Few rows (decode, short prompts): the low-rank work is small, and one pool job beats
-    // three synchronisations even when a thread gets more of it than the other.
+    let anyQ8 = loraTasks.contains { $0.factor.type == .q8_0 }
+    let ng = loraGroups.count
+    // Few rows (decode, short prompts): the low-rank work is small, and whole groups on one
+    // thread beat three synchronisations even when a thread gets more of it than the other.
     let fewRows = loraRuns.allSatisfy { $0.count <= Self.loraFusedMaxRows }
-    if ng >= 2 * pool.threads || fewRows {
+    let byGroup = ng >= 2 * pool.threads || fewRows
+    if byGroup, anyQ8 {
       // Each group quantizes its own rows into its own slice of the scratch.
-      var xqOffsets = 0
-      if anyQ8 {
-        for g in groups { xqOffsets += tasks[g].count * xqStride }
-        ensureLoRAQuantScratch(bytes: xqOffsets)
+      loraXqOffsets.removeAll(keepingCapacity: true)
+      var off = 0
+      for g in loraGroups {
+        loraXqOffsets.append(off)
+        off += loraTasks[g].count * xqStride
       }
-      let xqBase = loraXq
+      ensureLoRAQuantScratch(bytes: off)
+    }
+    loraCall = LoRACall(outs: outs, x: x, ldx: ldx, cols: cols, xqStride: xqStride, anyQ8: anyQ8, byGroup: byGroup)
+    return byGroup ? ng : 0
+  }
+
+  /// Tasks [first, end) of group g.
+  @inline(__always) func loraGroupRange(_ g: Int) -> Range<Int> {
+    loraGroups[g]..<(g + 1 < loraGroups.count ? loraGroups[g + 1] : loraTasks.count)
+  }
+
+  /// The first half of group g of the planned call (see `planLoRA`): its rows quantized (for
+  /// Q8_0 factors), A·x of each of its tasks, and its Bᵀ asked for, ready for the expand.
+  func loraShrink(group g: Int) {
+    guard let call = loraCall else { return }
+    let range = loraGroupRange(g)
+    let head = loraTasks[range.lowerBound]
+    var xq: UnsafeRawPointer? = nil
+    if call.anyQ8 {
+      let dst = loraXq! + loraXqOffsets[g]
+      for i in 0..<head.count {
+        lk_quantize_act(
+          GGMLType.q8_0.code, call.x + (head.row + i) * call.ldx, dst + i * call.xqStride, Int64(call.cols))
+      }
+      xq = UnsafeRawPointer(dst)
+    }
+    for k in range { loraShrinkTask(loraTasks[k], xq, call) }
+    // Cold factors (each adapter's are read once per step): ask for every Bᵀ of the group now,
+    // so they arrive while this thread finishes here or the other computes.
+    for k in range {
+      let f = loraTasks[k].factor
+      lk_prefetch_bytes(f.bt, Int64(f.rank * (f.type.rowBytes(f.rows) ?? 0)))
+    }
+  }
+
+  /// The expands of the planned call, after its base product (and, for the whole-groups way,
+  /// after its `loraShrink` side chunks); the whole call for the other way.
+  func finishLoRA() {
+    guard let call = loraCall else { return }
+    loraCall = nil
+    let ng = loraGroups.count
+    if call.byGroup {
       pool.run(chunks: ng) { g, _ in
-        let first = groups[g], end = g + 1 < ng ? groups[g + 1] : nt
-        let head = tasks[first]
-        // The group's factors are cold (each adapter's are read once per step): ask for all of
-        // them now, so their misses overlap instead of following each other.
-        for k in first..<end {
-          let f = tasks[k].factor
-          lk_prefetch_bytes(f.a, Int64(f.rank * (f.type.rowBytes(f.cols) ?? 0)))
+        for k in self.loraGroupRange(g) {
+          let task = self.loraTasks[k]
+          self.loraExpandTask(task, 0, task.factor.rows, call)
         }
-        for k in first..<end {
-          let f = tasks[k].factor
-          lk_prefetch_bytes(f.bt, Int64(f.rank * (f.type.rowBytes(f.rows) ?? 0)))
-        }
-        var xq: UnsafeMutableRawPointer? = nil
-        if anyQ8 {
-          // The slice after the rows of the groups before this one (Σ counts × stride).
-          var off = 0
-          for h in 0..<g { off += tasks[groups[h]].count * xqStride }
-          let dst = xqBase! + off
-          for i in 0..<head.count {
-            lk_quantize_act(GGMLType.q8_0.code, x + (head.row + i) * ldx, dst + i * xqStride, Int64(cols))
-          }
-          xq = dst
-        }
-        for k in first..<end { shrink(tasks[k], xq) }
-        for k in first..<end { expand(tasks[k], 0, tasks[k].factor.rows) }
       }
       return
     }
-
+    let tasks = loraTasks
+    let nt = tasks.count
     // 0. Q8_0 factors multiply x quantized to Q8_0 (as the base's Q8_0 weights do): the rows of
     //    the runs, once per call, shared by every adapter part and output.
-    if anyQ8 {
+    if call.anyQ8 {
       let rows = loraRuns.last.map { $0.row + $0.count } ?? 0
-      ensureLoRAQuantScratch(bytes: rows * xqStride)
-      let dst = loraXq!, stride = xqStride
+      ensureLoRAQuantScratch(bytes: rows * call.xqStride)
+      let dst = loraXq!, stride = call.xqStride, x = call.x, ldx = call.ldx, cols = call.cols
       each(rows) { i in lk_quantize_act(GGMLType.q8_0.code, x + i * ldx, dst + i * stride, Int64(cols)) }
     }
     let xqAll = loraXq.map { UnsafeRawPointer($0) }
@@ -175,7 +184,7 @@ extension LlamaContext {
       while k < nt {
         let task = tasks[k]
         k += nth
-        shrink(task, xqAll.map { $0 + task.row * xqStride })
+        self.loraShrinkTask(task, xqAll.map { $0 + task.row * call.xqStride }, call)
       }
     }
     // 2. Y_rows[:, c0..<c1] += scale · T · Bᵀ[:, c0..<c1], columns split across threads (in
@@ -185,8 +194,37 @@ extension LlamaContext {
         let rows = task.factor.rows
         let per = ((rows + nth - 1) / nth + 31) & ~31
         let c0 = min(rows, per * ith), c1 = min(rows, per * (ith + 1))
-        if c0 < c1 { expand(task, c0, c1) }
+        if c0 < c1 { self.loraExpandTask(task, c0, c1, call) }
       }
+    }
+  }
+
+  /// t = A · x for the rows of one task (x rows quantized at xq for Q8_0 factors).
+  @inline(__always) func loraShrinkTask(_ task: LoRATask, _ xq: UnsafeRawPointer?, _ call: LoRACall) {
+    let f = task.factor
+    if f.type == .q8_0 {
+      lk_lora_shrink_q8(
+        loraT! + task.t, Int64(f.rank), xq!, Int64(call.xqStride), Int64(task.count), f.a, Int64(f.rank),
+        Int64(f.cols))
+    } else {
+      lk_lora_shrink(
+        loraT! + task.t, Int64(f.rank), call.x + task.row * call.ldx, Int64(call.ldx), Int64(task.count),
+        f.type.code, f.a, Int64(f.rank), Int64(f.cols))
+    }
+  }
+
+  /// y[rows of the task, c0..<c1] += scale · Bᵀ-weighted sum of its t.
+  @inline(__always) func loraExpandTask(_ task: LoRATask, _ c0: Int, _ c1: Int, _ call: LoRACall) {
+    guard let o = call.outs[task.slot] else { return }
+    let f = task.factor
+    if f.type == .q8_0 {
+      lk_lora_expand_q8(
+        o.1 + task.row * o.2, Int64(o.2), loraT! + task.t, Int64(f.rank), Int64(task.count), f.bt, Int64(f.rank),
+        Int64(f.rows), Int64(c0), Int64(c1), task.scale)
+    } else {
+      lk_lora_expand(
+        o.1 + task.row * o.2, Int64(o.2), loraT! + task.t, Int64(f.rank), Int64(task.count), f.type.code, f.bt,
+        Int64(f.rank), Int64(f.rows), Int64(c0), Int64(c1), task.scale)
     }
   }
 

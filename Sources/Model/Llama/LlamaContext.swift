@@ -37,6 +37,8 @@ public final class LlamaContext: @unchecked Sendable {  // owned by one compute 
   var loraRuns: [LoRARun] = []
   var loraTasks: [LoRATask] = []
   var loraGroups: [Int] = []  // where each (run, output) group of loraTasks starts
+  var loraXqOffsets: [Int] = []  // per group: where its quantized rows go in loraXq
+  var loraCall: LoRACall? = nil  // the call planned by planLoRA, until finishLoRA
   var loraT: UnsafeMutablePointer<Float>? = nil  // (Σ tasks count × rank) intermediates A·x
   var loraTCount = 0
   var loraXq: UnsafeMutableRawPointer? = nil  // x rows in Q8_0 for Q8_0 factors
@@ -142,26 +144,34 @@ public final class LlamaContext: @unchecked Sendable {  // owned by one compute 
       // Attention: x += Wo · attention(rope(Wq·norm(x)), rope(Wk·norm(x)), Wv·norm(x))
       rmsnormRows(xb, x, layer.attnNorm, n)
       let a = linear.activations(xb, ldx: dim, n: n, for: layer.wq)
-      linear.linear((q, layer.wq), (k, layer.wk), (v, layer.wv), ldy: (c.qDim, c.kvDim, c.kvDim), a)
-      applyLoRA(layer: l, x: xb, ldx: dim, (.q, q, c.qDim), (.k, k, c.kvDim), (.v, v, c.kvDim))
+      var side = planLoRA(layer: l, x: xb, ldx: dim, (.q, q, c.qDim), (.k, k, c.kvDim), (.v, v, c.kvDim))
+      linear.linear(
+        (q, layer.wq), (k, layer.wk), (v, layer.wv), ldy: (c.qDim, c.kvDim, c.kvDim), a, side: side, loraShrink)
+      finishLoRA()
       addBias(q, layer.bq, c.qDim, n)
       addBias(k, layer.bk, c.kvDim, n)
       addBias(v, layer.bv, c.kvDim, n)
       ropeAndStore(layer: l, batch: batch, n: n)
       attention(layer: l, batch: batch, n: n)
-      linear.linear(xb2, ldy: dim, layer.wo, x: att, ldx: c.qDim, n: n)
-      applyLoRA(layer: l, x: att, ldx: c.qDim, (.o, xb2, dim))
+      side = planLoRA(layer: l, x: att, ldx: c.qDim, (.o, xb2, dim))
+      linear.linear(
+        xb2, ldy: dim, layer.wo, linear.activations(att, ldx: c.qDim, n: n, for: layer.wo), side: side, loraShrink)
+      finishLoRA()
       addRows(x, xb2, n * dim)
 
       // Feed-forward: x += Wdown · (silu(Wgate·norm(x)) ⊙ Wup·norm(x))
       rmsnormRows(xb, x, layer.ffnNorm, n)
       let f = linear.activations(xb, ldx: dim, n: n, for: layer.wGate)
-      linear.linear((hb, layer.wGate), (hb2, layer.wUp), ldy: (c.ffnDim, c.ffnDim, 0), f)
-      applyLoRA(layer: l, x: xb, ldx: dim, (.gate, hb, c.ffnDim), (.up, hb2, c.ffnDim))
+      side = planLoRA(layer: l, x: xb, ldx: dim, (.gate, hb, c.ffnDim), (.up, hb2, c.ffnDim))
+      linear.linear((hb, layer.wGate), (hb2, layer.wUp), ldy: (c.ffnDim, c.ffnDim, 0), f, side: side, loraShrink)
+      finishLoRA()
       let hb = self.hb, hb2 = self.hb2, ffn = c.ffnDim
       each(n) { i in lk_swiglu(hb + i * ffn, hb + i * ffn, hb2 + i * ffn, Int64(ffn)) }
-      linear.linear(xb2, ldy: dim, layer.wDown, x: hb, ldx: c.ffnDim, n: n)
-      applyLoRA(layer: l, x: hb, ldx: c.ffnDim, (.down, xb2, dim))
+      side = planLoRA(layer: l, x: hb, ldx: c.ffnDim, (.down, xb2, dim))
+      linear.linear(
+        xb2, ldy: dim, layer.wDown, linear.activations(hb, ldx: c.ffnDim, n: n, for: layer.wDown), side: side,
+        loraShrink)
+      finishLoRA()
       addRows(x, xb2, n * dim)
     }
 

@@ -11,7 +11,6 @@ enum { KC = 128 };   // blocks of a row per column chunk (4096 columns)
 enum { TT = 16 };    // matmul: tokens prepared at once
 enum { NTMAX = 4 };  // matmul: tokens per register tile
 #define PF_BYTES 8192
-#define PF_HINT _MM_HINT_T1
 
 LK_INLINE int wbytes(int wtype) { return wtype == LK_Q4_0 ? 18 : wtype == LK_Q4_1 ? 20 : 34; }
 LK_INLINE int xbytes(int wtype) { return wtype == LK_Q4_1 ? 36 : 34; }
@@ -181,14 +180,13 @@ LK_AVX2 void lk_mv_q32_avx2(int wtype, float *y, const void *W, const void *xq, 
     const uint8_t *xrow = (const uint8_t *)xq + kb0 * xbs;
     prep_x(wtype, xrow, nkb, &xc);
     const uint8_t *wc = (const uint8_t *)W + kb0 * bs, *wend = wc + r1 * rb;
-    for (const uint8_t *p = wc + r0 * rb; p < wc + r0 * rb + PF_BYTES && p < wend; p += 64) _mm_prefetch((const char *)p, PF_HINT);
+    lk_prefetch_range(wc + r0 * rb, PF_BYTES, wend);
     const uint8_t *w[4], *wn[4];
     tile_rows(wc, rb, r0, r1, w);
     copy_scales(wtype, w, nkb, sc[0]);
     float out[4];
     for (int64_t r = r0, i = 0; r < r1; r += 4, i++) {
-      const uint8_t *pf = wc + r * rb + PF_BYTES;
-      for (int64_t o = 0; o < 4 * rb && pf + o < wend; o += 64) _mm_prefetch((const char *)(pf + o), PF_HINT);
+      lk_prefetch_range(wc + r * rb + PF_BYTES, 4 * rb, wend);
       if (r + 4 < r1) {
         tile_rows(wc, rb, r + 4, r1, wn);
         copy_scales(wtype, wn, nkb, sc[(i + 1) & 1]);
@@ -285,11 +283,9 @@ LK_AVX2 void lk_mm_q32_avx2(int wtype, float *Y, int64_t ldy, const void *W, con
       // The tiles' rows are contiguous within the chunk: keep PF_BYTES ahead of the tile being
       // read in flight (copy_scales touches every line of a tile first and would stall on them).
       const uint8_t *wend = wc + r1 * rb;
-      for (const uint8_t *p = wc + r0 * rb; p < wc + r0 * rb + PF_BYTES && p < wend; p += 64)
-        _mm_prefetch((const char *)p, PF_HINT);
+      lk_prefetch_range(wc + r0 * rb, PF_BYTES, wend);
       for (int64_t r = r0; r < r1; r += 4) {
-        const uint8_t *pf = wc + r * rb + PF_BYTES;
-        for (int64_t o = 0; o < 4 * rb && pf + o < wend; o += 64) _mm_prefetch((const char *)(pf + o), PF_HINT);
+        lk_prefetch_range(wc + r * rb + PF_BYTES, 4 * rb, wend);
         const uint8_t *w[4];
         tile_rows(wc, rb, r, r1, w);
         copy_scales(wtype, w, nkb, sc);

@@ -163,9 +163,9 @@ LK_AVX512 void lk_mv_q32_avx512(int wtype, float *y, const void *W, const void *
     const uint8_t *xrow = (const uint8_t *)xq + kb0 * xbs, *wc = wrow + kb0 * bs;
     prep_x(wtype, xrow, nkb, dx, c);
     const int64_t rh = r1 - r0 < HEAD_ROWS ? r1 : r0 + HEAD_ROWS;
-    prefetch_range(wrow + r0 * rb, PF_HEAD, wend);
+    lk_prefetch_range(wrow + r0 * rb, PF_HEAD, wend);
     for (int64_t r = r0; r < rh; r += 4) {
-      prefetch_range(wrow + r * rb + PF_HEAD, 4 * rb, wend);
+      lk_prefetch_range(wrow + r * rb + PF_HEAD, 4 * rb, wend);
       const uint8_t *g[4];
       for (int i = 0; i < 4; i++) g[i] = wc + (r + i < r1 ? r + i : r1 - 1) * rb;
       __m128 acc = f4(g, xrow, dx, c, nkb);

@@ -18,6 +18,12 @@
 #define LK_INLINE static inline __attribute__((always_inline))
 
 // ---- ggml block layouts (ggml-common.h) ------------------------------------------------
+/// Asks for n bytes from p, not past end, into L2 (prefetcht1; only a hint, never a fault).
+static inline void lk_prefetch_range(const void *p, int64_t n, const void *end) {
+  const char *c = p, *e = end;
+  for (int64_t o = 0; o < n && c + o < e; o += 64) __builtin_prefetch(c + o, 0, 2);
+}
+
 #define QK 32    // elements per Q4_0/Q4_1/Q8_0/Q8_1 block
 #define QK_K 256 // elements per K-quant super-block
 

@@ -264,7 +264,4 @@ void lk_lora_expand(float *y, int64_t ldy, const float *t, int64_t ldt, int64_t 
   expand_scalar(y, ldy, t, ldt, ntok, type, bt, rank, rows, c0, c1, scale);
 }
 
-void lk_prefetch_bytes(const void *p, int64_t bytes) {
-  const char *c = p;
-  for (int64_t o = 0; o < bytes; o += 64) __builtin_prefetch(c + o, 0, 2);
-}
+void lk_prefetch_bytes(const void *p, int64_t bytes) { lk_prefetch_range(p, bytes, (const char *)p + bytes); }

@@ -232,11 +232,6 @@ LK_INLINE void tile_rows(const uint8_t *wc, int64_t rb, int64_t r, int64_t r1, c
   for (int i = 0; i < 16; i++) w[i] = wc + (r + i < r1 ? r + i : r1 - 1) * rb;
 }
 
-/// Prefetches (into L2) n bytes from p, not past end.
-LK_INLINE void prefetch_range(const uint8_t *p, int64_t n, const uint8_t *end) {
-  for (int64_t o = 0; o < n && p + o < end; o += 64) _mm_prefetch((const char *)(p + o), PF_HINT);
-}
-
 /// A prefetch cursor over the weight rows of one product: each 16-row tile prefetches (into L2,
 /// spread over its blocks) from where the previous one stopped up to PF_BYTES past its own end.
 typedef struct {

@@ -25,7 +25,7 @@ extension LlamaContext {
   func attention(layer l: Int, batch: Batch, n: Int) {
     collectAttentionRuns(batch, n)
     let c = config
-    let hd = c.headDim, heads = c.heads, kvHeads = c.kvHeads, group = c.heads / c.kvHeads
+    let hd = c.headDim, heads = c.heads, kvHeads = c.kvHeads, group = heads / kvHeads
     let qDim = c.qDim, kvDim = c.kvDim
     let scale = 1 / Float(hd).squareRoot()
     let chunk = Self.gemmAttentionChunk

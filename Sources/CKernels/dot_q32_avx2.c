@@ -1,8 +1,11 @@
-// AVX2 products of Q4_0 / Q4_1 / Q8_0 weights with Q8_0 / Q8_1 activations: the AVX-512 design
-// (see dot_q32_avx512.c) at half width. A tile is 4 rows; one 256-bit vector holds the same
-// block half of 2 rows (16 bytes each), vpmaddubsw + vpmaddwd give 4 int32 partial sums per row.
-// Q4 nibbles stay unsigned with the same per-block corrections as the AVX-512 path; Q8_0 uses
-// |w| · sign(x, w) (w + 128 would overflow vpmaddubsw's int16 sums) and needs no correction.
+// AVX2 products of Q4_0 / Q4_1 / Q8_0 weights with Q8_0 / Q8_1 activations. A tile is 4 rows.
+// Q4 nibbles stay unsigned with the same per-block corrections as the AVX-512 path (see
+// dot_q32_avx512.c): one 256-bit vector holds 8 elements of each of the 4 rows, so a block is 4
+// vpmaddubsw against the activation's 8-byte pieces broadcast, whose int16 sums add up (≤ 15360)
+// before one vpmaddwd gives 2 int32 partial sums per row — 7 multiplier operations per block and
+// token for all 4 rows. The matmul unpacks a tile's blocks once into a stage that every token
+// group then reads. Q8_0 keeps 2 rows per vector (16 bytes each) and |w| · sign(x, w) (w + 128
+// would overflow vpmaddubsw's int16 sums); it needs no correction.
 #include "internal.h"
 
 #if LK_X86
@@ -129,6 +132,120 @@ LK_AVX2 LK_INLINE __m128 rowsums(__m256 a01, __m256 a23) {
 /// Sums of lanes r and 4 + r of a [block][row] accumulator, as [r0..r3].
 LK_AVX2 LK_INLINE __m128 blocksums(__m256 a) { return _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1)); }
 
+// ---- Q4: 4 rows × 8 elements per vector -------------------------------------------------------
+/// Block b of the 4 rows: v[j] holds elements 8j .. 8j + 7 of rows 0, 1 | 2, 3 (8 bytes each).
+LK_AVX2 LK_INLINE void q4_unpack(int wtype, const uint8_t *const w[4], int b, __m256i v[4]) {
+  const int bs = wbytes(wtype), off = bs - 16;
+  const __m256i m4 = _mm256_set1_epi8(0x0F);
+  __m256i a = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)(w[0] + b * bs + off))),
+                                      _mm_loadu_si128((const __m128i *)(w[2] + b * bs + off)), 1);
+  __m256i c = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)(w[1] + b * bs + off))),
+                                      _mm_loadu_si128((const __m128i *)(w[3] + b * bs + off)), 1);
+  __m256i la = _mm256_and_si256(a, m4), lc = _mm256_and_si256(c, m4);
+  __m256i ha = _mm256_and_si256(_mm256_srli_epi16(a, 4), m4), hc = _mm256_and_si256(_mm256_srli_epi16(c, 4), m4);
+  v[0] = _mm256_unpacklo_epi64(la, lc);
+  v[1] = _mm256_unpackhi_epi64(la, lc);
+  v[2] = _mm256_unpacklo_epi64(ha, hc);
+  v[3] = _mm256_unpackhi_epi64(ha, hc);
+}
+
+/// int32 sums of a block with activation block qs: [r0 r0 r1 r1 | r2 r2 r3 r3] (2 halves per row).
+LK_AVX2 LK_INLINE __m256i q4_dot(const __m256i v[4], const uint8_t *xqs) {
+  __m256i p0 = _mm256_maddubs_epi16(v[0], _mm256_set1_epi64x(*(const int64_t *)xqs));
+  __m256i p1 = _mm256_maddubs_epi16(v[1], _mm256_set1_epi64x(*(const int64_t *)(xqs + 8)));
+  __m256i p2 = _mm256_maddubs_epi16(v[2], _mm256_set1_epi64x(*(const int64_t *)(xqs + 16)));
+  __m256i p3 = _mm256_maddubs_epi16(v[3], _mm256_set1_epi64x(*(const int64_t *)(xqs + 24)));
+  return _mm256_madd_epi16(_mm256_add_epi16(_mm256_add_epi16(p0, p1), _mm256_add_epi16(p2, p3)),
+                           _mm256_set1_epi16(1));
+}
+
+/// Block k (0 or 1) of a [block][row] vector of 2 blocks, laid out as q4_dot's sums.
+LK_AVX2 LK_INLINE __m256 q4_spread(__m256 v, int k) {
+  return _mm256_permutevar8x32_ps(v, k ? _mm256_setr_epi32(4, 4, 5, 5, 6, 6, 7, 7) : _mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3));
+}
+
+/// Per-row sums of a q4 accumulator plus the corrections (blocksums of a [block][row] vector).
+LK_AVX2 LK_INLINE __m128 q4_rowsums(__m256 acc, __m256 corr) {
+  return _mm_add_ps(_mm_hadd_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1)), blocksums(corr));
+}
+
+LK_AVX2 static void q4_mv_tile(int wtype, const uint8_t *const w[4], const uint8_t *xrow, const xcoef *xc, int nkb,
+                               const void *sc, float *out) {
+  const int xbs = xbytes(wtype), xoff = xbs - 32;
+  __m256 acc = _mm256_setzero_ps(), corr = _mm256_setzero_ps();
+  for (int b2 = 0; b2 < nkb; b2 += 2) {
+    __m256 dw, cw;
+    load_scales(wtype, sc, b2, &dw, &cw);
+    corr = _mm256_fmadd_ps(cw, expand2(xc->cx + b2), corr);
+    int nb = nkb - b2 < 2 ? nkb - b2 : 2;
+    for (int k = 0; k < nb; k++) {
+      const int b = b2 + k;
+      __m256i v[4];
+      q4_unpack(wtype, w, b, v);
+      __m256 d = _mm256_mul_ps(q4_spread(dw, k), _mm256_broadcast_ss(xc->dx + b));
+      acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(q4_dot(v, xrow + b * xbs + xoff)), d, acc);
+    }
+  }
+  _mm_storeu_ps(out, q4_rowsums(acc, corr));
+}
+
+static LK_AVX2 __attribute__((noinline)) void q4_mv_Q4_0(const uint8_t *const w[4], const uint8_t *xrow,
+                                                         const xcoef *xc, int nkb, const void *sc, float *out) {
+  q4_mv_tile(LK_Q4_0, w, xrow, xc, nkb, sc, out);
+}
+static LK_AVX2 __attribute__((noinline)) void q4_mv_Q4_1(const uint8_t *const w[4], const uint8_t *xrow,
+                                                         const xcoef *xc, int nkb, const void *sc, float *out) {
+  q4_mv_tile(LK_Q4_1, w, xrow, xc, nkb, sc, out);
+}
+
+/// A 4-row tile of a column chunk, unpacked once for all its token groups.
+typedef struct {
+  __m256i v[KC][4];               // q4_unpack of each block
+  _Alignas(32) float d[KC][8];    // the weight scales as q4_dot's sums: q4_spread of load_scales' dw
+  _Alignas(32) float c[KC / 2][8];  // load_scales' cw per block pair ([block][row])
+} q4stage;
+
+LK_AVX2 LK_INLINE void q4_stage(int wtype, const uint8_t *const w[4], int nkb, const void *sc, q4stage *s) {
+  for (int b2 = 0; b2 < nkb; b2 += 2) {
+    __m256 dw, cw;
+    load_scales(wtype, sc, b2, &dw, &cw);
+    _mm256_store_ps(s->c[b2 / 2], cw);
+    _mm256_store_ps(s->d[b2], q4_spread(dw, 0));
+    _mm256_store_ps(s->d[b2 + 1], q4_spread(dw, 1));
+  }
+  for (int b = 0; b < nkb; b++) q4_unpack(wtype, w, b, s->v[b]);
+}
+
+/// Tokens t < NT of a staged tile, each with the same operations in the same order as q4_mv_tile.
+LK_AVX2 LK_INLINE void q4_mm_tile(int wtype, int NT, const q4stage *s, const uint8_t *const *xrows, const xcoef *xc,
+                                  int nkb, float *out) {
+  const int xbs = xbytes(wtype), xoff = xbs - 32;
+  __m256 acc[NTMAX];
+  for (int t = 0; t < NT; t++) acc[t] = _mm256_setzero_ps();
+  for (int b = 0; b < nkb; b++) {
+    const __m256 d = _mm256_load_ps(s->d[b]);
+    for (int t = 0; t < NT; t++) {
+      __m256 u = _mm256_mul_ps(d, _mm256_broadcast_ss(xc[t].dx + b));
+      acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(q4_dot(s->v[b], xrows[t] + b * xbs + xoff)), u, acc[t]);
+    }
+  }
+  for (int t = 0; t < NT; t++) {
+    __m256 corr = _mm256_setzero_ps();
+    for (int b2 = 0; b2 < nkb; b2 += 2) corr = _mm256_fmadd_ps(_mm256_load_ps(s->c[b2 / 2]), expand2(xc[t].cx + b2), corr);
+    _mm_storeu_ps(out + 4 * t, q4_rowsums(acc[t], corr));
+  }
+}
+
+#define Q4_MM_INST(T, NT)                                                                                    \
+  static LK_AVX2 __attribute__((noinline)) void q4_mm_##T##_##NT(const q4stage *s, const uint8_t *const *xrows, \
+                                                                 const xcoef *xc, int nkb, float *out) {       \
+    q4_mm_tile(LK_##T, NT, s, xrows, xc, nkb, out);                                                           \
+  }
+Q4_MM_INST(Q4_0, 4) Q4_MM_INST(Q4_0, 2) Q4_MM_INST(Q4_0, 1)
+Q4_MM_INST(Q4_1, 4) Q4_MM_INST(Q4_1, 2) Q4_MM_INST(Q4_1, 1)
+
+typedef void (*q4_mm_fn)(const q4stage *, const uint8_t *const *, const xcoef *, int, float *);
+
 // ---- matvec ----------------------------------------------------------------------------------
 LK_AVX2 LK_INLINE void mv_tile(int wtype, const uint8_t *const w[4], const uint8_t *xrow, const xcoef *xc, int nkb,
                                const void *sc, float *out) {
@@ -157,8 +274,6 @@ LK_AVX2 LK_INLINE void mv_tile(int wtype, const uint8_t *const w[4], const uint8
                                                        const xcoef *xc, int nkb, const void *sc, float *out) { \
     mv_tile(LK_##T, w, xrow, xc, nkb, sc, out);                                                               \
   }
-MV_INST(Q4_0)
-MV_INST(Q4_1)
 MV_INST(Q8_0)
 
 typedef void (*mv_tile_fn)(const uint8_t *const[4], const uint8_t *, const xcoef *, int, const void *, float *);
@@ -170,7 +285,7 @@ LK_INLINE void tile_rows(const uint8_t *wc, int64_t rb, int64_t r, int64_t r1, c
 
 LK_AVX2 void lk_mv_q32_avx2(int wtype, float *y, const void *W, const void *xq, int64_t ncols, int64_t r0,
                             int64_t r1) {
-  mv_tile_fn f = wtype == LK_Q4_0 ? mv_Q4_0 : wtype == LK_Q4_1 ? mv_Q4_1 : mv_Q8_0;
+  mv_tile_fn f = wtype == LK_Q4_0 ? q4_mv_Q4_0 : wtype == LK_Q4_1 ? q4_mv_Q4_1 : mv_Q8_0;
   const int bs = wbytes(wtype), xbs = xbytes(wtype);
   const int64_t nb = ncols / QK, rb = nb * bs;
   xcoef xc;
@@ -252,23 +367,21 @@ LK_AVX2 LK_INLINE void mm_tile(int wtype, int NT, const uint8_t *const w[4], con
                                                               int nkb, const void *sc, float *out) {        \
     mm_tile(LK_##T, NT, w, xrows, xc, nkb, sc, out);                                                        \
   }
-#define MM_INST_T(T) MM_INST(T, 4) MM_INST(T, 2) MM_INST(T, 1)
-MM_INST_T(Q4_0)
-MM_INST_T(Q4_1)
-MM_INST_T(Q8_0)
+MM_INST(Q8_0, 4) MM_INST(Q8_0, 2) MM_INST(Q8_0, 1)
 
 typedef void (*mm_tile_fn)(const uint8_t *const[4], const uint8_t *const *, const xcoef *, int, const void *, float *);
 
 LK_AVX2 void lk_mm_q32_avx2(int wtype, float *Y, int64_t ldy, const void *W, const void *Xq, int64_t xstride,
                             int64_t ntok, int64_t ncols, int64_t r0, int64_t r1) {
-  mm_tile_fn fs[3];  // NT = 4, 2, 1
-  if (wtype == LK_Q4_0) fs[0] = mm_Q4_0_4, fs[1] = mm_Q4_0_2, fs[2] = mm_Q4_0_1;
-  else if (wtype == LK_Q4_1) fs[0] = mm_Q4_1_4, fs[1] = mm_Q4_1_2, fs[2] = mm_Q4_1_1;
-  else fs[0] = mm_Q8_0_4, fs[1] = mm_Q8_0_2, fs[2] = mm_Q8_0_1;
+  const int q4 = wtype != LK_Q8_0;
+  mm_tile_fn fs[3] = {mm_Q8_0_4, mm_Q8_0_2, mm_Q8_0_1};  // NT = 4, 2, 1
+  q4_mm_fn gs[3] = {q4_mm_Q4_1_4, q4_mm_Q4_1_2, q4_mm_Q4_1_1};
+  if (wtype == LK_Q4_0) gs[0] = q4_mm_Q4_0_4, gs[1] = q4_mm_Q4_0_2, gs[2] = q4_mm_Q4_0_1;
   const int bs = wbytes(wtype), xbs = xbytes(wtype);
   const int64_t nb = ncols / QK, rb = nb * bs;
   xcoef xc[TT];
   _Alignas(32) uint32_t sc[KC * 4];
+  _Alignas(32) q4stage stage;
   const uint8_t *xrows[TT];
   float out[NTMAX * 4];
   for (int64_t kb0 = 0; kb0 < nb; kb0 += KC) {
@@ -289,10 +402,12 @@ LK_AVX2 void lk_mm_q32_avx2(int wtype, float *Y, int64_t ldy, const void *W, con
         const uint8_t *w[4];
         tile_rows(wc, rb, r, r1, w);
         copy_scales(wtype, w, nkb, sc);
+        if (q4) q4_stage(wtype, w, nkb, sc, &stage);
         int nr = r1 - r < 4 ? (int)(r1 - r) : 4;
         for (int t = 0; t < tt;) {
-          int left = tt - t, nt = left >= 4 ? 4 : left >= 2 ? 2 : 1;
-          fs[nt == 4 ? 0 : nt == 2 ? 1 : 2](w, xrows + t, xc + t, nkb, sc, out);
+          int left = tt - t, nt = left >= 4 ? 4 : left >= 2 ? 2 : 1, f = nt == 4 ? 0 : nt == 2 ? 1 : 2;
+          if (q4) gs[f](&stage, xrows + t, xc + t, nkb, out);
+          else fs[f](w, xrows + t, xc + t, nkb, sc, out);
           for (int j = 0; j < nt; j++)
             for (int i = 0; i < nr; i++) {
               float *yp = Y + (tb + t + j) * ldy + r + i;

@@ -164,29 +164,31 @@ LK_AVX2 LK_INLINE __m256 q4_spread(__m256 v, int k) {
   return _mm256_permutevar8x32_ps(v, k ? _mm256_setr_epi32(4, 4, 5, 5, 6, 6, 7, 7) : _mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3));
 }
 
-/// Per-row sums of a q4 accumulator plus the corrections (blocksums of a [block][row] vector).
-LK_AVX2 LK_INLINE __m128 q4_rowsums(__m256 acc, __m256 corr) {
-  return _mm_add_ps(_mm_hadd_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1)), blocksums(corr));
+/// Per-row sums [r0..r3] of a q4 accumulator.
+LK_AVX2 LK_INLINE __m128 q4_rowsums(__m256 acc) {
+  return _mm_hadd_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
 }
 
 LK_AVX2 static void q4_mv_tile(int wtype, const uint8_t *const w[4], const uint8_t *xrow, const xcoef *xc, int nkb,
                                const void *sc, float *out) {
   const int xbs = xbytes(wtype), xoff = xbs - 32;
-  __m256 acc = _mm256_setzero_ps(), corr = _mm256_setzero_ps();
+  __m256 acc = _mm256_setzero_ps();
+  __m128 corr = _mm_setzero_ps();  // Σ_b cw[b][r] · cx[b], one block after another (as the matmul)
   for (int b2 = 0; b2 < nkb; b2 += 2) {
     __m256 dw, cw;
     load_scales(wtype, sc, b2, &dw, &cw);
-    corr = _mm256_fmadd_ps(cw, expand2(xc->cx + b2), corr);
     int nb = nkb - b2 < 2 ? nkb - b2 : 2;
     for (int k = 0; k < nb; k++) {
       const int b = b2 + k;
+      __m128 c = k ? _mm256_extractf128_ps(cw, 1) : _mm256_castps256_ps128(cw);
+      corr = _mm_fmadd_ps(c, _mm_broadcast_ss(xc->cx + b), corr);
       __m256i v[4];
       q4_unpack(wtype, w, b, v);
       __m256 d = _mm256_mul_ps(q4_spread(dw, k), _mm256_broadcast_ss(xc->dx + b));
       acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(q4_dot(v, xrow + b * xbs + xoff)), d, acc);
     }
   }
-  _mm_storeu_ps(out, q4_rowsums(acc, corr));
+  _mm_storeu_ps(out, _mm_add_ps(q4_rowsums(acc), corr));
 }
 
 static LK_AVX2 __attribute__((noinline)) void q4_mv_Q4_0(const uint8_t *const w[4], const uint8_t *xrow,
@@ -202,21 +204,23 @@ static LK_AVX2 __attribute__((noinline)) void q4_mv_Q4_1(const uint8_t *const w[
 typedef struct {
   __m256i v[KC][4];               // q4_unpack of each block
   _Alignas(32) float d[KC][8];    // the weight scales as q4_dot's sums: q4_spread of load_scales' dw
-  _Alignas(32) float c[KC / 2][8];  // load_scales' cw per block pair ([block][row])
+  _Alignas(16) float c[KC][4];    // load_scales' cw per block ([block][row])
 } q4stage;
 
 LK_AVX2 LK_INLINE void q4_stage(int wtype, const uint8_t *const w[4], int nkb, const void *sc, q4stage *s) {
   for (int b2 = 0; b2 < nkb; b2 += 2) {
     __m256 dw, cw;
     load_scales(wtype, sc, b2, &dw, &cw);
-    _mm256_store_ps(s->c[b2 / 2], cw);
+    _mm_store_ps(s->c[b2], _mm256_castps256_ps128(cw));
+    _mm_store_ps(s->c[b2 + 1], _mm256_extractf128_ps(cw, 1));
     _mm256_store_ps(s->d[b2], q4_spread(dw, 0));
     _mm256_store_ps(s->d[b2 + 1], q4_spread(dw, 1));
   }
   for (int b = 0; b < nkb; b++) q4_unpack(wtype, w, b, s->v[b]);
 }
 
-/// Tokens t < NT of a staged tile, each with the same operations in the same order as q4_mv_tile.
+/// Tokens t < NT of a staged tile without the corrections (q4_corrections), each with the same
+/// operations in the same order as q4_mv_tile.
 LK_AVX2 LK_INLINE void q4_mm_tile(int wtype, int NT, const q4stage *s, const uint8_t *const *xrows, const xcoef *xc,
                                   int nkb, float *out) {
   const int xbs = xbytes(wtype), xoff = xbs - 32;
@@ -229,11 +233,22 @@ LK_AVX2 LK_INLINE void q4_mm_tile(int wtype, int NT, const q4stage *s, const uin
       acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(q4_dot(s->v[b], xrows[t] + b * xbs + xoff)), u, acc[t]);
     }
   }
-  for (int t = 0; t < NT; t++) {
-    __m256 corr = _mm256_setzero_ps();
-    for (int b2 = 0; b2 < nkb; b2 += 2) corr = _mm256_fmadd_ps(_mm256_load_ps(s->c[b2 / 2]), expand2(xc[t].cx + b2), corr);
-    _mm_storeu_ps(out + 4 * t, q4_rowsums(acc[t], corr));
+  for (int t = 0; t < NT; t++) _mm_storeu_ps(out + 4 * t, q4_rowsums(acc[t]));
+}
+
+/// The corrections of a staged tile for 16 tokens at once: corr[r][t] = Σ_b cw[b][r] · cxt[b][t].
+LK_AVX2 LK_INLINE void q4_corrections(const q4stage *s, const float (*cxt)[TT], int nkb, float corr[4][TT]) {
+  __m256 c[4][2];
+  for (int r = 0; r < 4; r++) c[r][0] = c[r][1] = _mm256_setzero_ps();
+  for (int b = 0; b < nkb; b++) {
+    const __m256 x0 = _mm256_load_ps(cxt[b]), x1 = _mm256_load_ps(cxt[b] + 8);
+    for (int r = 0; r < 4; r++) {
+      const __m256 w = _mm256_broadcast_ss(s->c[b] + r);
+      c[r][0] = _mm256_fmadd_ps(w, x0, c[r][0]);
+      c[r][1] = _mm256_fmadd_ps(w, x1, c[r][1]);
+    }
   }
+  for (int r = 0; r < 4; r++) _mm256_storeu_ps(corr[r], c[r][0]), _mm256_storeu_ps(corr[r] + 8, c[r][1]);
 }
 
 #define Q4_MM_INST(T, NT)                                                                                    \
@@ -382,6 +397,8 @@ LK_AVX2 void lk_mm_q32_avx2(int wtype, float *Y, int64_t ldy, const void *W, con
   xcoef xc[TT];
   _Alignas(32) uint32_t sc[KC * 4];
   _Alignas(32) q4stage stage;
+  _Alignas(32) float cxt[KC][TT];  // q4: xc[t].cx[b] as [b][t], zero past the token block
+  float corr[4][TT];
   const uint8_t *xrows[TT];
   float out[NTMAX * 4];
   for (int64_t kb0 = 0; kb0 < nb; kb0 += KC) {
@@ -393,6 +410,9 @@ LK_AVX2 void lk_mm_q32_avx2(int wtype, float *Y, int64_t ldy, const void *W, con
         xrows[t] = (const uint8_t *)Xq + (tb + t) * xstride + kb0 * xbs;
         prep_x(wtype, xrows[t], nkb, &xc[t]);
       }
+      if (q4)
+        for (int b = 0; b < nkb; b++)
+          for (int t = 0; t < TT; t++) cxt[b][t] = t < tt ? xc[t].cx[b] : 0;
       // The tiles' rows are contiguous within the chunk: keep PF_BYTES ahead of the tile being
       // read in flight (copy_scales touches every line of a tile first and would stall on them).
       const uint8_t *wend = wc + r1 * rb;
@@ -402,7 +422,10 @@ LK_AVX2 void lk_mm_q32_avx2(int wtype, float *Y, int64_t ldy, const void *W, con
         const uint8_t *w[4];
         tile_rows(wc, rb, r, r1, w);
         copy_scales(wtype, w, nkb, sc);
-        if (q4) q4_stage(wtype, w, nkb, sc, &stage);
+        if (q4) {
+          q4_stage(wtype, w, nkb, sc, &stage);
+          q4_corrections(&stage, (const float (*)[TT])cxt, nkb, corr);
+        }
         int nr = r1 - r < 4 ? (int)(r1 - r) : 4;
         for (int t = 0; t < tt;) {
           int left = tt - t, nt = left >= 4 ? 4 : left >= 2 ? 2 : 1, f = nt == 4 ? 0 : nt == 2 ? 1 : 2;
@@ -410,8 +433,8 @@ LK_AVX2 void lk_mm_q32_avx2(int wtype, float *Y, int64_t ldy, const void *W, con
           else fs[f](w, xrows + t, xc + t, nkb, sc, out);
           for (int j = 0; j < nt; j++)
             for (int i = 0; i < nr; i++) {
-              float *yp = Y + (tb + t + j) * ldy + r + i;
-              *yp = kb0 ? *yp + out[4 * j + i] : out[4 * j + i];
+              float *yp = Y + (tb + t + j) * ldy + r + i, v = q4 ? out[4 * j + i] + corr[i][t + j] : out[4 * j + i];
+              *yp = kb0 ? *yp + v : v;
             }
           t += nt;
         }

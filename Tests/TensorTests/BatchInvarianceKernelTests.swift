@@ -74,8 +74,8 @@ extension KernelISATests {
 
   /// Rows longer than one column chunk (AVX-512: 64 blocks, AVX2: 128) add the chunks' results in
   /// the same order in both kernels; 70 tokens of 2048 columns take two of the AVX-512 matmul's
-  /// token chunks (64 tokens of 64 blocks each).
-  @Test(arguments: [KType.q4_0, .q4_1, .q8_0], [(cols: 9600, ntok: 9), (cols: 2048, ntok: 70)])
+  /// token chunks (64 tokens of 64 blocks each); 800 columns are an odd number of blocks (25).
+  @Test(arguments: [KType.q4_0, .q4_1, .q8_0], [(cols: 9600, ntok: 9), (cols: 2048, ntok: 70), (cols: 800, ntok: 19)])
   func matmulEqualsMatvecOnLongRows(_ type: KType, _ size: (cols: Int, ntok: Int)) {
     let p = Problem(type, rows: 85, cols: size.cols, ntok: size.ntok, seed: 0xE8 + UInt64(type.code))
     forEachISA { isa in

@@ -1,11 +1,12 @@
-// AVX2 products of Q4_0 / Q4_1 / Q8_0 weights with Q8_0 / Q8_1 activations. A tile is 4 rows.
-// Q4 nibbles stay unsigned with the same per-block corrections as the AVX-512 path (see
-// dot_q32_avx512.c): one 256-bit vector holds 8 elements of each of the 4 rows, so a block is 4
-// vpmaddubsw against the activation's 8-byte pieces broadcast, whose int16 sums add up (≤ 15360)
-// before one vpmaddwd gives 2 int32 partial sums per row — 7 multiplier operations per block and
-// token for all 4 rows. The matmul unpacks a tile's blocks once into a stage that every token
-// group then reads. Q8_0 keeps 2 rows per vector (16 bytes each) and |w| · sign(x, w) (w + 128
-// would overflow vpmaddubsw's int16 sums); it needs no correction.
+// AVX2 products of Q4_0 / Q4_1 / Q8_0 weights with Q8_0 / Q8_1 activations. A tile is 4 rows, and
+// one 256-bit vector holds 8 elements of each of them, so a block is 4 vpmaddubsw against the
+// activation's 8-byte pieces broadcast. Q4 nibbles stay unsigned with the same per-block
+// corrections as the AVX-512 path (see dot_q32_avx512.c); their int16 sums add up (≤ 15360)
+// before one vpmaddwd gives 2 int32 partial sums per row: 7 multiplier operations per block and
+// token for all 4 rows. Q8_0 multiplies |w| by sign(x, w) (w + 128 would overflow vpmaddubsw's
+// int16 sums, so each needs its own vpmaddwd) and needs no correction. The matmul unpacks a tile's
+// blocks once into a stage that every token group then reads; the corrections of all its tokens
+// are one small product after it.
 #include "internal.h"
 
 #if LK_X86
@@ -77,65 +78,25 @@ LK_AVX2 LK_INLINE void load_scales(int wtype, const void *sc, int b, __m256 *dw,
   }
 }
 
-/// Two per-block values v[b], v[b+1] as [v_b × 4, v_b+1 × 4].
-LK_AVX2 LK_INLINE __m256 expand2(const float *v) {
-  return _mm256_insertf128_ps(_mm256_castps128_ps256(_mm_broadcast_ss(v)), _mm_broadcast_ss(v + 1), 1);
-}
-
-/// From a [block][row] vector of 2 blocks: block k's scales for rows (2h, 2h+1) as [× 4, × 4].
-LK_AVX2 LK_INLINE __m256 spread(__m256 v, int k, int h) {
-  int i = 4 * k + 2 * h;
-  return _mm256_permutevar8x32_ps(v, _mm256_setr_epi32(i, i, i, i, i + 1, i + 1, i + 1, i + 1));
-}
-
-/// Block b of the 4 rows: lo[h] / hi[h] hold rows (2h, 2h+1), elements 0..15 / 16..31.
-LK_AVX2 LK_INLINE void unpack4(int wtype, const uint8_t *const w[4], int b, __m256i lo[2], __m256i hi[2]) {
+/// Block b of the 4 rows: v[j] holds elements 8j .. 8j + 7 of rows 0, 1 | 2, 3 (8 bytes each);
+/// for Q8_0 also v[4 + j] = |v[j]|.
+LK_AVX2 LK_INLINE void unpack4(int wtype, const uint8_t *const w[4], int b, __m256i v[8]) {
   const int bs = wbytes(wtype);
-  for (int h = 0; h < 2; h++) {
-    const uint8_t *p0 = w[2 * h] + b * bs, *p1 = w[2 * h + 1] + b * bs;
-    if (wtype == LK_Q8_0) {
-      __m256i a = _mm256_loadu_si256((const __m256i *)(p0 + 2)), c = _mm256_loadu_si256((const __m256i *)(p1 + 2));
-      lo[h] = _mm256_permute2x128_si256(a, c, 0x20);
-      hi[h] = _mm256_permute2x128_si256(a, c, 0x31);
-    } else {
-      const int off = bs - 16;
-      __m256i q = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)(p0 + off))),
-                                          _mm_loadu_si128((const __m128i *)(p1 + off)), 1);
-      const __m256i m4 = _mm256_set1_epi8(0x0F);
-      lo[h] = _mm256_and_si256(q, m4);
-      hi[h] = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
-    }
-  }
-}
-
-/// int32 partial sums (4 per row) of rows (2h, 2h+1) of block b with activation block qs.
-LK_AVX2 LK_INLINE __m256i dot2(int wtype, __m256i lo, __m256i hi, const uint8_t *xqs) {
-  __m256i xl = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)xqs));
-  __m256i xh = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(xqs + 16)));
-  const __m256i ones = _mm256_set1_epi16(1);
   if (wtype == LK_Q8_0) {
-    __m256i pl = _mm256_maddubs_epi16(_mm256_sign_epi8(lo, lo), _mm256_sign_epi8(xl, lo));
-    __m256i ph = _mm256_maddubs_epi16(_mm256_sign_epi8(hi, hi), _mm256_sign_epi8(xh, hi));
-    return _mm256_add_epi32(_mm256_madd_epi16(pl, ones), _mm256_madd_epi16(ph, ones));
+    __m256i a0 = _mm256_loadu_si256((const __m256i *)(w[0] + b * bs + 2));
+    __m256i a1 = _mm256_loadu_si256((const __m256i *)(w[1] + b * bs + 2));
+    __m256i a2 = _mm256_loadu_si256((const __m256i *)(w[2] + b * bs + 2));
+    __m256i a3 = _mm256_loadu_si256((const __m256i *)(w[3] + b * bs + 2));
+    __m256i l01 = _mm256_unpacklo_epi64(a0, a1), h01 = _mm256_unpackhi_epi64(a0, a1);  // [0-7 | 16-23], [8-15 | 24-31]
+    __m256i l23 = _mm256_unpacklo_epi64(a2, a3), h23 = _mm256_unpackhi_epi64(a2, a3);
+    v[0] = _mm256_permute2x128_si256(l01, l23, 0x20);
+    v[1] = _mm256_permute2x128_si256(h01, h23, 0x20);
+    v[2] = _mm256_permute2x128_si256(l01, l23, 0x31);
+    v[3] = _mm256_permute2x128_si256(h01, h23, 0x31);
+    for (int j = 0; j < 4; j++) v[4 + j] = _mm256_sign_epi8(v[j], v[j]);
+    return;
   }
-  __m256i p = _mm256_add_epi16(_mm256_maddubs_epi16(lo, xl), _mm256_maddubs_epi16(hi, xh));
-  return _mm256_madd_epi16(p, ones);
-}
-
-/// Row sums of the two accumulators (rows 0,1 and rows 2,3; 4 lanes per row) as [r0..r3].
-LK_AVX2 LK_INLINE __m128 rowsums(__m256 a01, __m256 a23) {
-  __m256 h = _mm256_hadd_ps(a01, a23);
-  h = _mm256_hadd_ps(h, h);  // lanes 0,1 = r0, r2; lanes 4,5 = r1, r3
-  return _mm_unpacklo_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
-}
-
-/// Sums of lanes r and 4 + r of a [block][row] accumulator, as [r0..r3].
-LK_AVX2 LK_INLINE __m128 blocksums(__m256 a) { return _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1)); }
-
-// ---- Q4: 4 rows × 8 elements per vector -------------------------------------------------------
-/// Block b of the 4 rows: v[j] holds elements 8j .. 8j + 7 of rows 0, 1 | 2, 3 (8 bytes each).
-LK_AVX2 LK_INLINE void q4_unpack(int wtype, const uint8_t *const w[4], int b, __m256i v[4]) {
-  const int bs = wbytes(wtype), off = bs - 16;
+  const int off = bs - 16;
   const __m256i m4 = _mm256_set1_epi8(0x0F);
   __m256i a = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)(w[0] + b * bs + off))),
                                       _mm_loadu_si128((const __m128i *)(w[2] + b * bs + off)), 1);
@@ -150,26 +111,30 @@ LK_AVX2 LK_INLINE void q4_unpack(int wtype, const uint8_t *const w[4], int b, __
 }
 
 /// int32 sums of a block with activation block qs: [r0 r0 r1 r1 | r2 r2 r3 r3] (2 halves per row).
-LK_AVX2 LK_INLINE __m256i q4_dot(const __m256i v[4], const uint8_t *xqs) {
-  __m256i p0 = _mm256_maddubs_epi16(v[0], _mm256_set1_epi64x(*(const int64_t *)xqs));
-  __m256i p1 = _mm256_maddubs_epi16(v[1], _mm256_set1_epi64x(*(const int64_t *)(xqs + 8)));
-  __m256i p2 = _mm256_maddubs_epi16(v[2], _mm256_set1_epi64x(*(const int64_t *)(xqs + 16)));
-  __m256i p3 = _mm256_maddubs_epi16(v[3], _mm256_set1_epi64x(*(const int64_t *)(xqs + 24)));
-  return _mm256_madd_epi16(_mm256_add_epi16(_mm256_add_epi16(p0, p1), _mm256_add_epi16(p2, p3)),
-                           _mm256_set1_epi16(1));
+LK_AVX2 LK_INLINE __m256i dot4(int wtype, const __m256i v[8], const uint8_t *xqs) {
+  const __m256i ones = _mm256_set1_epi16(1);
+  __m256i x[4], p[4];
+  for (int j = 0; j < 4; j++) x[j] = _mm256_set1_epi64x(*(const int64_t *)(xqs + 8 * j));
+  if (wtype == LK_Q8_0) {
+    for (int j = 0; j < 4; j++) p[j] = _mm256_madd_epi16(_mm256_maddubs_epi16(v[4 + j], _mm256_sign_epi8(x[j], v[j])), ones);
+    return _mm256_add_epi32(_mm256_add_epi32(p[0], p[1]), _mm256_add_epi32(p[2], p[3]));
+  }
+  for (int j = 0; j < 4; j++) p[j] = _mm256_maddubs_epi16(v[j], x[j]);
+  return _mm256_madd_epi16(_mm256_add_epi16(_mm256_add_epi16(p[0], p[1]), _mm256_add_epi16(p[2], p[3])), ones);
 }
 
-/// Block k (0 or 1) of a [block][row] vector of 2 blocks, laid out as q4_dot's sums.
-LK_AVX2 LK_INLINE __m256 q4_spread(__m256 v, int k) {
+/// Block k (0 or 1) of a [block][row] vector of 2 blocks, laid out as dot4's sums.
+LK_AVX2 LK_INLINE __m256 spread(__m256 v, int k) {
   return _mm256_permutevar8x32_ps(v, k ? _mm256_setr_epi32(4, 4, 5, 5, 6, 6, 7, 7) : _mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3));
 }
 
-/// Per-row sums [r0..r3] of a q4 accumulator.
-LK_AVX2 LK_INLINE __m128 q4_rowsums(__m256 acc) {
+/// Per-row sums [r0..r3] of an accumulator laid out as dot4's sums.
+LK_AVX2 LK_INLINE __m128 rowsums(__m256 acc) {
   return _mm_hadd_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
 }
 
-LK_AVX2 static void q4_mv_tile(int wtype, const uint8_t *const w[4], const uint8_t *xrow, const xcoef *xc, int nkb,
+// ---- matvec ----------------------------------------------------------------------------------
+LK_AVX2 LK_INLINE void mv_tile(int wtype, const uint8_t *const w[4], const uint8_t *xrow, const xcoef *xc, int nkb,
                                const void *sc, float *out) {
   const int xbs = xbytes(wtype), xoff = xbs - 32;
   __m256 acc = _mm256_setzero_ps();
@@ -180,108 +145,17 @@ LK_AVX2 static void q4_mv_tile(int wtype, const uint8_t *const w[4], const uint8
     int nb = nkb - b2 < 2 ? nkb - b2 : 2;
     for (int k = 0; k < nb; k++) {
       const int b = b2 + k;
-      __m128 c = k ? _mm256_extractf128_ps(cw, 1) : _mm256_castps256_ps128(cw);
-      corr = _mm_fmadd_ps(c, _mm_broadcast_ss(xc->cx + b), corr);
-      __m256i v[4];
-      q4_unpack(wtype, w, b, v);
-      __m256 d = _mm256_mul_ps(q4_spread(dw, k), _mm256_broadcast_ss(xc->dx + b));
-      acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(q4_dot(v, xrow + b * xbs + xoff)), d, acc);
-    }
-  }
-  _mm_storeu_ps(out, _mm_add_ps(q4_rowsums(acc), corr));
-}
-
-static LK_AVX2 __attribute__((noinline)) void q4_mv_Q4_0(const uint8_t *const w[4], const uint8_t *xrow,
-                                                         const xcoef *xc, int nkb, const void *sc, float *out) {
-  q4_mv_tile(LK_Q4_0, w, xrow, xc, nkb, sc, out);
-}
-static LK_AVX2 __attribute__((noinline)) void q4_mv_Q4_1(const uint8_t *const w[4], const uint8_t *xrow,
-                                                         const xcoef *xc, int nkb, const void *sc, float *out) {
-  q4_mv_tile(LK_Q4_1, w, xrow, xc, nkb, sc, out);
-}
-
-/// A 4-row tile of a column chunk, unpacked once for all its token groups.
-typedef struct {
-  __m256i v[KC][4];               // q4_unpack of each block
-  _Alignas(32) float d[KC][8];    // the weight scales as q4_dot's sums: q4_spread of load_scales' dw
-  _Alignas(16) float c[KC][4];    // load_scales' cw per block ([block][row])
-} q4stage;
-
-LK_AVX2 LK_INLINE void q4_stage(int wtype, const uint8_t *const w[4], int nkb, const void *sc, q4stage *s) {
-  for (int b2 = 0; b2 < nkb; b2 += 2) {
-    __m256 dw, cw;
-    load_scales(wtype, sc, b2, &dw, &cw);
-    _mm_store_ps(s->c[b2], _mm256_castps256_ps128(cw));
-    _mm_store_ps(s->c[b2 + 1], _mm256_extractf128_ps(cw, 1));
-    _mm256_store_ps(s->d[b2], q4_spread(dw, 0));
-    _mm256_store_ps(s->d[b2 + 1], q4_spread(dw, 1));
-  }
-  for (int b = 0; b < nkb; b++) q4_unpack(wtype, w, b, s->v[b]);
-}
-
-/// Tokens t < NT of a staged tile without the corrections (q4_corrections), each with the same
-/// operations in the same order as q4_mv_tile.
-LK_AVX2 LK_INLINE void q4_mm_tile(int wtype, int NT, const q4stage *s, const uint8_t *const *xrows, const xcoef *xc,
-                                  int nkb, float *out) {
-  const int xbs = xbytes(wtype), xoff = xbs - 32;
-  __m256 acc[NTMAX];
-  for (int t = 0; t < NT; t++) acc[t] = _mm256_setzero_ps();
-  for (int b = 0; b < nkb; b++) {
-    const __m256 d = _mm256_load_ps(s->d[b]);
-    for (int t = 0; t < NT; t++) {
-      __m256 u = _mm256_mul_ps(d, _mm256_broadcast_ss(xc[t].dx + b));
-      acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(q4_dot(s->v[b], xrows[t] + b * xbs + xoff)), u, acc[t]);
-    }
-  }
-  for (int t = 0; t < NT; t++) _mm_storeu_ps(out + 4 * t, q4_rowsums(acc[t]));
-}
-
-/// The corrections of a staged tile for 16 tokens at once: corr[r][t] = Σ_b cw[b][r] · cxt[b][t].
-LK_AVX2 LK_INLINE void q4_corrections(const q4stage *s, const float (*cxt)[TT], int nkb, float corr[4][TT]) {
-  __m256 c[4][2];
-  for (int r = 0; r < 4; r++) c[r][0] = c[r][1] = _mm256_setzero_ps();
-  for (int b = 0; b < nkb; b++) {
-    const __m256 x0 = _mm256_load_ps(cxt[b]), x1 = _mm256_load_ps(cxt[b] + 8);
-    for (int r = 0; r < 4; r++) {
-      const __m256 w = _mm256_broadcast_ss(s->c[b] + r);
-      c[r][0] = _mm256_fmadd_ps(w, x0, c[r][0]);
-      c[r][1] = _mm256_fmadd_ps(w, x1, c[r][1]);
-    }
-  }
-  for (int r = 0; r < 4; r++) _mm256_storeu_ps(corr[r], c[r][0]), _mm256_storeu_ps(corr[r] + 8, c[r][1]);
-}
-
-#define Q4_MM_INST(T, NT)                                                                                    \
-  static LK_AVX2 __attribute__((noinline)) void q4_mm_##T##_##NT(const q4stage *s, const uint8_t *const *xrows, \
-                                                                 const xcoef *xc, int nkb, float *out) {       \
-    q4_mm_tile(LK_##T, NT, s, xrows, xc, nkb, out);                                                           \
-  }
-Q4_MM_INST(Q4_0, 4) Q4_MM_INST(Q4_0, 2) Q4_MM_INST(Q4_0, 1)
-Q4_MM_INST(Q4_1, 4) Q4_MM_INST(Q4_1, 2) Q4_MM_INST(Q4_1, 1)
-
-typedef void (*q4_mm_fn)(const q4stage *, const uint8_t *const *, const xcoef *, int, float *);
-
-// ---- matvec ----------------------------------------------------------------------------------
-LK_AVX2 LK_INLINE void mv_tile(int wtype, const uint8_t *const w[4], const uint8_t *xrow, const xcoef *xc, int nkb,
-                               const void *sc, float *out) {
-  const int xbs = xbytes(wtype), xoff = xbs - 32;
-  __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()}, corr = _mm256_setzero_ps();
-  for (int b2 = 0; b2 < nkb; b2 += 2) {
-    __m256 dw, cw;
-    load_scales(wtype, sc, b2, &dw, &cw);
-    if (wtype != LK_Q8_0) corr = _mm256_fmadd_ps(cw, expand2(xc->cx + b2), corr);
-    __m256 dd = _mm256_mul_ps(dw, expand2(xc->dx + b2));
-    int nb = nkb - b2 < 2 ? nkb - b2 : 2;
-    for (int k = 0; k < nb; k++) {
-      __m256i lo[2], hi[2];
-      unpack4(wtype, w, b2 + k, lo, hi);
-      for (int h = 0; h < 2; h++) {
-        __m256i dot = dot2(wtype, lo[h], hi[h], xrow + (b2 + k) * xbs + xoff);
-        acc[h] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), spread(dd, k, h), acc[h]);
+      if (wtype != LK_Q8_0) {
+        __m128 c = k ? _mm256_extractf128_ps(cw, 1) : _mm256_castps256_ps128(cw);
+        corr = _mm_fmadd_ps(c, _mm_broadcast_ss(xc->cx + b), corr);
       }
+      __m256i v[8];
+      unpack4(wtype, w, b, v);
+      __m256 d = _mm256_mul_ps(spread(dw, k), _mm256_broadcast_ss(xc->dx + b));
+      acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot4(wtype, v, xrow + b * xbs + xoff)), d, acc);
     }
   }
-  _mm_storeu_ps(out, _mm_add_ps(rowsums(acc[0], acc[1]), blocksums(corr)));
+  _mm_storeu_ps(out, wtype == LK_Q8_0 ? rowsums(acc) : _mm_add_ps(rowsums(acc), corr));
 }
 
 #define MV_INST(T)                                                                                            \
@@ -289,6 +163,8 @@ LK_AVX2 LK_INLINE void mv_tile(int wtype, const uint8_t *const w[4], const uint8
                                                        const xcoef *xc, int nkb, const void *sc, float *out) { \
     mv_tile(LK_##T, w, xrow, xc, nkb, sc, out);                                                               \
   }
+MV_INST(Q4_0)
+MV_INST(Q4_1)
 MV_INST(Q8_0)
 
 typedef void (*mv_tile_fn)(const uint8_t *const[4], const uint8_t *, const xcoef *, int, const void *, float *);
@@ -300,7 +176,7 @@ LK_INLINE void tile_rows(const uint8_t *wc, int64_t rb, int64_t r, int64_t r1, c
 
 LK_AVX2 void lk_mv_q32_avx2(int wtype, float *y, const void *W, const void *xq, int64_t ncols, int64_t r0,
                             int64_t r1) {
-  mv_tile_fn f = wtype == LK_Q4_0 ? q4_mv_Q4_0 : wtype == LK_Q4_1 ? q4_mv_Q4_1 : mv_Q8_0;
+  mv_tile_fn f = wtype == LK_Q4_0 ? mv_Q4_0 : wtype == LK_Q4_1 ? mv_Q4_1 : mv_Q8_0;
   const int bs = wbytes(wtype), xbs = xbytes(wtype);
   const int64_t nb = ncols / QK, rb = nb * bs;
   xcoef xc;
@@ -330,74 +206,85 @@ LK_AVX2 void lk_mv_q32_avx2(int wtype, float *y, const void *W, const void *xq, 
 }
 
 // ---- matmul ----------------------------------------------------------------------------------
-// Per row and token the same operations in the same order as mv_tile (batch invariance), arranged
-// for registers: the corrections of all tokens in one pass over the scales, and the dot products
-// one row pair (h) at a time, so only 2 unpacked halves and NT accumulators are live (4 halves
-// and 2·NT accumulators spilled to the stack).
-LK_AVX2 LK_INLINE void mm_tile(int wtype, int NT, const uint8_t *const w[4], const uint8_t *const *xrows,
-                               const xcoef *xc, int nkb, const void *sc, float *out) {
-  const int xbs = xbytes(wtype), xoff = xbs - 32;
-  {
-    __m256 corr[NTMAX];
-    for (int t = 0; t < NT; t++) corr[t] = _mm256_setzero_ps();
-    if (wtype != LK_Q8_0)
-      for (int b2 = 0; b2 < nkb; b2 += 2) {
-        __m256 dw, cw;
-        load_scales(wtype, sc, b2, &dw, &cw);
-        for (int t = 0; t < NT; t++) corr[t] = _mm256_fmadd_ps(cw, expand2(xc[t].cx + b2), corr[t]);
-      }
-    for (int t = 0; t < NT; t++) _mm_storeu_ps(out + 4 * t, blocksums(corr[t]));
+/// Vectors of a block of 4 rows after unpack4.
+LK_INLINE int vectors(int wtype) { return wtype == LK_Q8_0 ? 8 : 4; }
+
+/// A 4-row tile of a column chunk, unpacked once for all its token groups.
+typedef struct {
+  __m256i v[KC * 8];              // unpack4 of each block: vectors(wtype) per block
+  _Alignas(32) float d[KC][8];    // the weight scales as dot4's sums: spread of load_scales' dw
+  _Alignas(16) float c[KC][4];    // load_scales' cw per block ([block][row]; Q4 only)
+} stage4;
+
+LK_AVX2 LK_INLINE void stage_tile(int wtype, const uint8_t *const w[4], int nkb, const void *sc, stage4 *s) {
+  for (int b2 = 0; b2 < nkb; b2 += 2) {
+    __m256 dw, cw;
+    load_scales(wtype, sc, b2, &dw, &cw);
+    _mm_store_ps(s->c[b2], _mm256_castps256_ps128(cw));
+    _mm_store_ps(s->c[b2 + 1], _mm256_extractf128_ps(cw, 1));
+    _mm256_store_ps(s->d[b2], spread(dw, 0));
+    _mm256_store_ps(s->d[b2 + 1], spread(dw, 1));
   }
-  __m256 accs[2][NTMAX];
-  for (int h = 0; h < 2; h++) {
-    __m256 acc[NTMAX];
-    for (int t = 0; t < NT; t++) acc[t] = _mm256_setzero_ps();
-    const uint8_t *const wp[4] = {w[2 * h], w[2 * h + 1], w[2 * h], w[2 * h + 1]};
-    for (int b2 = 0; b2 < nkb; b2 += 2) {
-      __m256 dw, cw;
-      load_scales(wtype, sc, b2, &dw, &cw);
-      int nb = nkb - b2 < 2 ? nkb - b2 : 2;
-      for (int k = 0; k < nb; k++) {
-        const int b = b2 + k;
-        __m256i lo[2], hi[2];
-        unpack4(wtype, wp, b, lo, hi);  // rows (2h, 2h+1) in lo[0] / hi[0]; lo[1] / hi[1] unused
-        const __m256 sh = spread(dw, k, h);
-        for (int t = 0; t < NT; t++) {
-          const uint8_t *xb = xrows[t] + b * xbs + xoff;
-          // dw·dx first, as the matvec does (its dd): the same rounding, so the same result
-          __m256 u = _mm256_broadcast_ss(xc[t].dx + b);
-          acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot2(wtype, lo[0], hi[0], xb)), _mm256_mul_ps(sh, u), acc[t]);
-        }
-      }
-    }
-    for (int t = 0; t < NT; t++) accs[h][t] = acc[t];
-  }
-  for (int t = 0; t < NT; t++)
-    _mm_storeu_ps(out + 4 * t, _mm_add_ps(_mm_loadu_ps(out + 4 * t), rowsums(accs[0][t], accs[1][t])));
+  for (int b = 0; b < nkb; b++) unpack4(wtype, w, b, s->v + b * vectors(wtype));
 }
 
-#define MM_INST(T, NT)                                                                                      \
-  static LK_AVX2 __attribute__((noinline)) void mm_##T##_##NT(const uint8_t *const w[4],                   \
-                                                              const uint8_t *const *xrows, const xcoef *xc, \
-                                                              int nkb, const void *sc, float *out) {        \
-    mm_tile(LK_##T, NT, w, xrows, xc, nkb, sc, out);                                                        \
+/// Tokens t < NT of a staged tile without the corrections (corrections4), each with the same
+/// operations in the same order as mv_tile.
+LK_AVX2 LK_INLINE void mm_tile(int wtype, int NT, const stage4 *s, const uint8_t *const *xrows, const xcoef *xc,
+                               int nkb, float *out) {
+  const int xbs = xbytes(wtype), xoff = xbs - 32;
+  __m256 acc[NTMAX];
+  for (int t = 0; t < NT; t++) acc[t] = _mm256_setzero_ps();
+  for (int b = 0; b < nkb; b++) {
+    const __m256 d = _mm256_load_ps(s->d[b]);
+    for (int t = 0; t < NT; t++) {
+      __m256 u = _mm256_mul_ps(d, _mm256_broadcast_ss(xc[t].dx + b));
+      acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot4(wtype, s->v + b * vectors(wtype), xrows[t] + b * xbs + xoff)), u, acc[t]);
+    }
   }
-MM_INST(Q8_0, 4) MM_INST(Q8_0, 2) MM_INST(Q8_0, 1)
+  for (int t = 0; t < NT; t++) _mm_storeu_ps(out + 4 * t, rowsums(acc[t]));
+}
 
-typedef void (*mm_tile_fn)(const uint8_t *const[4], const uint8_t *const *, const xcoef *, int, const void *, float *);
+/// The corrections of a staged tile for 16 tokens at once: corr[r][t] = Σ_b cw[b][r] · cxt[b][t].
+LK_AVX2 LK_INLINE void corrections4(const stage4 *s, const float (*cxt)[TT], int nkb, float corr[4][TT]) {
+  __m256 c[4][2];
+  for (int r = 0; r < 4; r++) c[r][0] = c[r][1] = _mm256_setzero_ps();
+  for (int b = 0; b < nkb; b++) {
+    const __m256 x0 = _mm256_load_ps(cxt[b]), x1 = _mm256_load_ps(cxt[b] + 8);
+    for (int r = 0; r < 4; r++) {
+      const __m256 w = _mm256_broadcast_ss(s->c[b] + r);
+      c[r][0] = _mm256_fmadd_ps(w, x0, c[r][0]);
+      c[r][1] = _mm256_fmadd_ps(w, x1, c[r][1]);
+    }
+  }
+  for (int r = 0; r < 4; r++) _mm256_storeu_ps(corr[r], c[r][0]), _mm256_storeu_ps(corr[r] + 8, c[r][1]);
+}
+
+#define MM_INST(T, NT)                                                                                          \
+  static LK_AVX2 __attribute__((noinline)) void mm_##T##_##NT(const stage4 *s, const uint8_t *const *xrows,   \
+                                                              const xcoef *xc, int nkb, float *out) {         \
+    mm_tile(LK_##T, NT, s, xrows, xc, nkb, out);                                                              \
+  }
+#define MM_INST_T(T) MM_INST(T, 4) MM_INST(T, 2) MM_INST(T, 1)
+MM_INST_T(Q4_0)
+MM_INST_T(Q4_1)
+MM_INST_T(Q8_0)
+
+typedef void (*mm_tile_fn)(const stage4 *, const uint8_t *const *, const xcoef *, int, float *);
 
 LK_AVX2 void lk_mm_q32_avx2(int wtype, float *Y, int64_t ldy, const void *W, const void *Xq, int64_t xstride,
                             int64_t ntok, int64_t ncols, int64_t r0, int64_t r1) {
-  const int q4 = wtype != LK_Q8_0;
-  mm_tile_fn fs[3] = {mm_Q8_0_4, mm_Q8_0_2, mm_Q8_0_1};  // NT = 4, 2, 1
-  q4_mm_fn gs[3] = {q4_mm_Q4_1_4, q4_mm_Q4_1_2, q4_mm_Q4_1_1};
-  if (wtype == LK_Q4_0) gs[0] = q4_mm_Q4_0_4, gs[1] = q4_mm_Q4_0_2, gs[2] = q4_mm_Q4_0_1;
+  const int q4 = wtype != LK_Q8_0;  // has corrections
+  mm_tile_fn fs[3];                   // NT = 4, 2, 1
+  if (wtype == LK_Q4_0) fs[0] = mm_Q4_0_4, fs[1] = mm_Q4_0_2, fs[2] = mm_Q4_0_1;
+  else if (wtype == LK_Q4_1) fs[0] = mm_Q4_1_4, fs[1] = mm_Q4_1_2, fs[2] = mm_Q4_1_1;
+  else fs[0] = mm_Q8_0_4, fs[1] = mm_Q8_0_2, fs[2] = mm_Q8_0_1;
   const int bs = wbytes(wtype), xbs = xbytes(wtype);
   const int64_t nb = ncols / QK, rb = nb * bs;
   xcoef xc[TT];
   _Alignas(32) uint32_t sc[KC * 4];
-  _Alignas(32) q4stage stage;
-  _Alignas(32) float cxt[KC][TT];  // q4: xc[t].cx[b] as [b][t], zero past the token block
+  _Alignas(32) stage4 stage;
+  _Alignas(32) float cxt[KC][TT];  // Q4: xc[t].cx[b] as [b][t], zero past the token block
   float corr[4][TT];
   const uint8_t *xrows[TT];
   float out[NTMAX * 4];
@@ -422,15 +309,12 @@ LK_AVX2 void lk_mm_q32_avx2(int wtype, float *Y, int64_t ldy, const void *W, con
         const uint8_t *w[4];
         tile_rows(wc, rb, r, r1, w);
         copy_scales(wtype, w, nkb, sc);
-        if (q4) {
-          q4_stage(wtype, w, nkb, sc, &stage);
-          q4_corrections(&stage, (const float (*)[TT])cxt, nkb, corr);
-        }
+        stage_tile(wtype, w, nkb, sc, &stage);
+        if (q4) corrections4(&stage, (const float (*)[TT])cxt, nkb, corr);
         int nr = r1 - r < 4 ? (int)(r1 - r) : 4;
         for (int t = 0; t < tt;) {
-          int left = tt - t, nt = left >= 4 ? 4 : left >= 2 ? 2 : 1, f = nt == 4 ? 0 : nt == 2 ? 1 : 2;
-          if (q4) gs[f](&stage, xrows + t, xc + t, nkb, out);
-          else fs[f](w, xrows + t, xc + t, nkb, sc, out);
+          int left = tt - t, nt = left >= 4 ? 4 : left >= 2 ? 2 : 1;
+          fs[nt == 4 ? 0 : nt == 2 ? 1 : 2](&stage, xrows + t, xc + t, nkb, out);
           for (int j = 0; j < nt; j++)
             for (int i = 0; i < nr; i++) {
               float *yp = Y + (tb + t + j) * ldy + r + i, v = q4 ? out[4 * j + i] + corr[i][t + j] : out[4 * j + i];

@@ -216,22 +216,33 @@ typedef struct {
   _Alignas(16) float c[KC][4];    // load_scales' cw per block ([block][row]; Q4 only)
 } stage4;
 
-LK_AVX2 LK_INLINE void stage_tile(int wtype, const uint8_t *const w[4], int nkb, const void *sc, stage4 *s) {
-  for (int b2 = 0; b2 < nkb; b2 += 2) {
-    __m256 dw, cw;
-    load_scales(wtype, sc, b2, &dw, &cw);
-    _mm_store_ps(s->c[b2], _mm256_castps256_ps128(cw));
-    _mm_store_ps(s->c[b2 + 1], _mm256_extractf128_ps(cw, 1));
-    _mm256_store_ps(s->d[b2], spread(dw, 0));
-    _mm256_store_ps(s->d[b2 + 1], spread(dw, 1));
-  }
-  for (int b = 0; b < nkb; b++) unpack4(wtype, w, b, s->v + b * vectors(wtype));
+/// The scale fields of block b of the 4 rows as floats: dw (d) and cw (Q4_1: m, else d).
+LK_AVX2 LK_INLINE void block_scales(int wtype, const uint8_t *const w[4], int b, __m128 *dw, __m128 *cw) {
+  const int bs = wbytes(wtype);
+  uint32_t f[4];
+  for (int r = 0; r < 4; r++) memcpy(f + r, w[r] + b * bs, 4);  // Q4_0 / Q8_0: d and a first data byte pair
+  __m128i raw = _mm_setr_epi32((int)f[0], (int)f[1], (int)f[2], (int)f[3]);
+  __m128i lo = _mm_and_si128(raw, _mm_set1_epi32(0xFFFF));
+  *dw = _mm_cvtph_ps(_mm_packus_epi32(lo, lo));
+  *cw = wtype == LK_Q4_1 ? _mm_cvtph_ps(_mm_packus_epi32(_mm_srli_epi32(raw, 16), _mm_srli_epi32(raw, 16))) : *dw;
 }
 
-/// Tokens t < NT of a staged tile without the corrections (corrections4), each with the same
-/// operations in the same order as mv_tile.
+LK_AVX2 LK_INLINE void stage_tile(int wtype, const uint8_t *const w[4], int nkb, stage4 *s) {
+  const __m256i pairs = _mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3);
+  for (int b = 0; b < nkb; b++) {
+    __m128 dw, cw;
+    block_scales(wtype, w, b, &dw, &cw);
+    _mm_store_ps(s->c[b], cw);
+    _mm256_store_ps(s->d[b], _mm256_permutevar8x32_ps(_mm256_castps128_ps256(dw), pairs));
+    unpack4(wtype, w, b, s->v + b * vectors(wtype));
+  }
+}
+
+/// Tokens t < NT of a staged tile, each with the same operations in the same order as mv_tile:
+/// row sums, plus the corrections corr[t] (Q4), added to y[t · ldy + i] when add, else stored
+/// there, for rows i < nr.
 LK_AVX2 LK_INLINE void mm_tile(int wtype, int NT, const stage4 *s, const uint8_t *const *xrows, const xcoef *xc,
-                               int nkb, float *out) {
+                               int nkb, const float (*corr)[4], float *y, int64_t ldy, int nr, int add) {
   const int xbs = xbytes(wtype), xoff = xbs - 32;
   __m256 acc[NTMAX];
   for (int t = 0; t < NT; t++) acc[t] = _mm256_setzero_ps();
@@ -242,11 +253,21 @@ LK_AVX2 LK_INLINE void mm_tile(int wtype, int NT, const stage4 *s, const uint8_t
       acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot4(wtype, s->v + b * vectors(wtype), xrows[t] + b * xbs + xoff)), u, acc[t]);
     }
   }
-  for (int t = 0; t < NT; t++) _mm_storeu_ps(out + 4 * t, rowsums(acc[t]));
+  for (int t = 0; t < NT; t++) {
+    __m128 v = wtype == LK_Q8_0 ? rowsums(acc[t]) : _mm_add_ps(rowsums(acc[t]), _mm_loadu_ps(corr[t]));
+    float *yt = y + t * ldy;
+    if (nr == 4) {
+      _mm_storeu_ps(yt, add ? _mm_add_ps(_mm_loadu_ps(yt), v) : v);
+    } else {
+      float o[4];
+      _mm_storeu_ps(o, v);
+      for (int i = 0; i < nr; i++) yt[i] = add ? yt[i] + o[i] : o[i];
+    }
+  }
 }
 
-/// The corrections of a staged tile for 16 tokens at once: corr[r][t] = Σ_b cw[b][r] · cxt[b][t].
-LK_AVX2 LK_INLINE void corrections4(const stage4 *s, const float (*cxt)[TT], int nkb, float corr[4][TT]) {
+/// The corrections of a staged tile for 16 tokens at once: corr[t][r] = Σ_b cw[b][r] · cxt[b][t].
+LK_AVX2 LK_INLINE void corrections4(const stage4 *s, const float (*cxt)[TT], int nkb, float corr[TT][4]) {
   __m256 c[4][2];
   for (int r = 0; r < 4; r++) c[r][0] = c[r][1] = _mm256_setzero_ps();
   for (int b = 0; b < nkb; b++) {
@@ -257,20 +278,32 @@ LK_AVX2 LK_INLINE void corrections4(const stage4 *s, const float (*cxt)[TT], int
       c[r][1] = _mm256_fmadd_ps(w, x1, c[r][1]);
     }
   }
-  for (int r = 0; r < 4; r++) _mm256_storeu_ps(corr[r], c[r][0]), _mm256_storeu_ps(corr[r] + 8, c[r][1]);
+  for (int h = 0; h < 2; h++) {  // [row][8 tokens] -> [token][4 rows]
+    __m256 a = _mm256_unpacklo_ps(c[0][h], c[1][h]), b = _mm256_unpacklo_ps(c[2][h], c[3][h]);  // t0 t1 | t4 t5
+    __m256 e = _mm256_unpackhi_ps(c[0][h], c[1][h]), f = _mm256_unpackhi_ps(c[2][h], c[3][h]);  // t2 t3 | t6 t7
+    __m256 t0 = _mm256_shuffle_ps(a, b, 0x44), t1 = _mm256_shuffle_ps(a, b, 0xEE);
+    __m256 t2 = _mm256_shuffle_ps(e, f, 0x44), t3 = _mm256_shuffle_ps(e, f, 0xEE);
+    float(*o)[4] = corr + 8 * h;
+    _mm_storeu_ps(o[0], _mm256_castps256_ps128(t0)), _mm_storeu_ps(o[4], _mm256_extractf128_ps(t0, 1));
+    _mm_storeu_ps(o[1], _mm256_castps256_ps128(t1)), _mm_storeu_ps(o[5], _mm256_extractf128_ps(t1, 1));
+    _mm_storeu_ps(o[2], _mm256_castps256_ps128(t2)), _mm_storeu_ps(o[6], _mm256_extractf128_ps(t2, 1));
+    _mm_storeu_ps(o[3], _mm256_castps256_ps128(t3)), _mm_storeu_ps(o[7], _mm256_extractf128_ps(t3, 1));
+  }
 }
 
 #define MM_INST(T, NT)                                                                                          \
   static LK_AVX2 __attribute__((noinline)) void mm_##T##_##NT(const stage4 *s, const uint8_t *const *xrows,   \
-                                                              const xcoef *xc, int nkb, float *out) {         \
-    mm_tile(LK_##T, NT, s, xrows, xc, nkb, out);                                                              \
+                                                              const xcoef *xc, int nkb, const float(*corr)[4], \
+                                                              float *y, int64_t ldy, int nr, int add) {        \
+    mm_tile(LK_##T, NT, s, xrows, xc, nkb, corr, y, ldy, nr, add);                                            \
   }
 #define MM_INST_T(T) MM_INST(T, 4) MM_INST(T, 2) MM_INST(T, 1)
 MM_INST_T(Q4_0)
 MM_INST_T(Q4_1)
 MM_INST_T(Q8_0)
 
-typedef void (*mm_tile_fn)(const stage4 *, const uint8_t *const *, const xcoef *, int, float *);
+typedef void (*mm_tile_fn)(const stage4 *, const uint8_t *const *, const xcoef *, int, const float (*)[4], float *,
+                           int64_t, int, int);
 
 LK_AVX2 void lk_mm_q32_avx2(int wtype, float *Y, int64_t ldy, const void *W, const void *Xq, int64_t xstride,
                             int64_t ntok, int64_t ncols, int64_t r0, int64_t r1) {
@@ -282,12 +315,10 @@ LK_AVX2 void lk_mm_q32_avx2(int wtype, float *Y, int64_t ldy, const void *W, con
   const int bs = wbytes(wtype), xbs = xbytes(wtype);
   const int64_t nb = ncols / QK, rb = nb * bs;
   xcoef xc[TT];
-  _Alignas(32) uint32_t sc[KC * 4];
   _Alignas(32) stage4 stage;
   _Alignas(32) float cxt[KC][TT];  // Q4: xc[t].cx[b] as [b][t], zero past the token block
-  float corr[4][TT];
+  float corr[TT][4];
   const uint8_t *xrows[TT];
-  float out[NTMAX * 4];
   for (int64_t kb0 = 0; kb0 < nb; kb0 += KC) {
     int nkb = (int)(nb - kb0 < KC ? nb - kb0 : KC);
     const uint8_t *wc = (const uint8_t *)W + kb0 * bs;
@@ -301,25 +332,20 @@ LK_AVX2 void lk_mm_q32_avx2(int wtype, float *Y, int64_t ldy, const void *W, con
         for (int b = 0; b < nkb; b++)
           for (int t = 0; t < TT; t++) cxt[b][t] = t < tt ? xc[t].cx[b] : 0;
       // The tiles' rows are contiguous within the chunk: keep PF_BYTES ahead of the tile being
-      // read in flight (copy_scales touches every line of a tile first and would stall on them).
+      // read in flight (stage_tile touches every line of a tile at once and would stall on them).
       const uint8_t *wend = wc + r1 * rb;
       lk_prefetch_range(wc + r0 * rb, PF_BYTES, wend);
       for (int64_t r = r0; r < r1; r += 4) {
         lk_prefetch_range(wc + r * rb + PF_BYTES, 4 * rb, wend);
         const uint8_t *w[4];
         tile_rows(wc, rb, r, r1, w);
-        copy_scales(wtype, w, nkb, sc);
-        stage_tile(wtype, w, nkb, sc, &stage);
+        stage_tile(wtype, w, nkb, &stage);
         if (q4) corrections4(&stage, (const float (*)[TT])cxt, nkb, corr);
         int nr = r1 - r < 4 ? (int)(r1 - r) : 4;
         for (int t = 0; t < tt;) {
           int left = tt - t, nt = left >= 4 ? 4 : left >= 2 ? 2 : 1;
-          fs[nt == 4 ? 0 : nt == 2 ? 1 : 2](&stage, xrows + t, xc + t, nkb, out);
-          for (int j = 0; j < nt; j++)
-            for (int i = 0; i < nr; i++) {
-              float *yp = Y + (tb + t + j) * ldy + r + i, v = q4 ? out[4 * j + i] + corr[i][t + j] : out[4 * j + i];
-              *yp = kb0 ? *yp + v : v;
-            }
+          fs[nt == 4 ? 0 : nt == 2 ? 1 : 2](&stage, xrows + t, xc + t, nkb, (const float (*)[4])corr[t],
+                                            Y + (tb + t) * ldy + r, ldy, nr, kb0 > 0);
           t += nt;
         }
       }

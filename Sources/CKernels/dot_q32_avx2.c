@@ -116,7 +116,8 @@ LK_AVX2 LK_INLINE __m256i dot4(int wtype, const __m256i v[8], const uint8_t *xqs
   __m256i x[4], p[4];
   for (int j = 0; j < 4; j++) x[j] = _mm256_set1_epi64x(*(const int64_t *)(xqs + 8 * j));
   if (wtype == LK_Q8_0) {
-    for (int j = 0; j < 4; j++) p[j] = _mm256_madd_epi16(_mm256_maddubs_epi16(v[4 + j], _mm256_sign_epi8(x[j], v[j])), ones);
+    for (int j = 0; j < 4; j++)
+      p[j] = _mm256_madd_epi16(_mm256_maddubs_epi16(v[4 + j], _mm256_sign_epi8(x[j], v[j])), ones);
     return _mm256_add_epi32(_mm256_add_epi32(p[0], p[1]), _mm256_add_epi32(p[2], p[3]));
   }
   for (int j = 0; j < 4; j++) p[j] = _mm256_maddubs_epi16(v[j], x[j]);
@@ -125,7 +126,8 @@ LK_AVX2 LK_INLINE __m256i dot4(int wtype, const __m256i v[8], const uint8_t *xqs
 
 /// Block k (0 or 1) of a [block][row] vector of 2 blocks, laid out as dot4's sums.
 LK_AVX2 LK_INLINE __m256 spread(__m256 v, int k) {
-  return _mm256_permutevar8x32_ps(v, k ? _mm256_setr_epi32(4, 4, 5, 5, 6, 6, 7, 7) : _mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3));
+  const __m256i i = k ? _mm256_setr_epi32(4, 4, 5, 5, 6, 6, 7, 7) : _mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3);
+  return _mm256_permutevar8x32_ps(v, i);
 }
 
 /// Per-row sums [r0..r3] of an accumulator laid out as dot4's sums.
@@ -250,7 +252,8 @@ LK_AVX2 LK_INLINE void mm_tile(int wtype, int NT, const stage4 *s, const uint8_t
     const __m256 d = _mm256_load_ps(s->d[b]);
     for (int t = 0; t < NT; t++) {
       __m256 u = _mm256_mul_ps(d, _mm256_broadcast_ss(xc[t].dx + b));
-      acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot4(wtype, s->v + b * vectors(wtype), xrows[t] + b * xbs + xoff)), u, acc[t]);
+      __m256i dot = dot4(wtype, s->v + b * vectors(wtype), xrows[t] + b * xbs + xoff);
+      acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), u, acc[t]);
     }
   }
   for (int t = 0; t < NT; t++) {

@@ -264,4 +264,3 @@ void lk_lora_expand(float *y, int64_t ldy, const float *t, int64_t ldt, int64_t 
   expand_scalar(y, ldy, t, ldt, ntok, type, bt, rank, rows, c0, c1, scale);
 }
 
-void lk_prefetch_bytes(const void *p, int64_t bytes) { lk_prefetch_range(p, bytes, (const char *)p + bytes); }

@@ -61,7 +61,7 @@ extension LlamaContext {
   /// finished after it (`finishLoRA`); two ways to share the work, with the same arithmetic
   /// per row:
   /// - many (run, output) groups (decode with several adapters) or only short runs: each group
-  ///   whole on one thread. Its first half (quantize its rows, shrink, announce its Bᵀ) rides
+  ///   whole on one thread. Its first half (quantize its rows, shrink) rides
   ///   in the base product's pool job as side chunks (`loraShrink`): it reads the factors from
   ///   memory while the other core computes. The expands follow in one job, a group per chunk,
   ///   so no two threads write the same element;
@@ -129,7 +129,7 @@ extension LlamaContext {
   }
 
   /// The first half of group g of the planned call (see `planLoRA`): its rows quantized (for
-  /// Q8_0 factors), A·x of each of its tasks, and its Bᵀ asked for, ready for the expand.
+  /// Q8_0 factors) and A·x of each of its tasks, ready for the expand.
   func loraShrink(group g: Int) {
     guard let call = loraCall else { return }
     let range = loraGroupRange(g)
@@ -144,12 +144,6 @@ extension LlamaContext {
       xq = UnsafeRawPointer(dst)
     }
     for k in range { loraShrinkTask(loraTasks[k], xq, call) }
-    // Cold factors (each adapter's are read once per step): ask for every Bᵀ of the group now,
-    // so they arrive while this thread finishes here or the other computes.
-    for k in range {
-      let f = loraTasks[k].factor
-      lk_prefetch_bytes(f.bt, Int64(f.rank * (f.type.rowBytes(f.rows) ?? 0)))
-    }
   }
 
   /// The expands of the planned call, after its base product (and, for the whole-groups way,

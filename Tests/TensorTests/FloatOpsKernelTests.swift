@@ -52,3 +52,21 @@ extension KernelISATests {
     }
   }
 }
+
+/// log Σ exp on every ISA against Double: vocabulary-sized rows (the AVX2 build runs the running
+/// maxima and sums 8 wide), short ones, and the maximum at the very end (in the scalar tail when n
+/// is not a multiple of 8).
+extension KernelISATests {
+  @Test(arguments: [49152, 1003, 15, 7])
+  func logSumExpMatchesDouble(n: Int) {
+    var rng = SeededRNG(seed: 0x15E + UInt64(n))
+    var x = rng.floats(n, sigma: 4)
+    if n > 16 { x[n - 1] = 40 }
+    let mx = Double(x.max()!)
+    let want = mx + log(x.reduce(0.0) { $0 + exp(Double($1) - mx) })
+    forEachISA { isa in
+      let got = Double(lk_logsumexp(x, Int64(n)))
+      #expect(abs(got - want) <= 2e-6 * abs(want) + 1e-6, "logsumexp \(isaNames[Int(isa)]) n \(n): \(got) vs \(want)")
+    }
+  }
+}

@@ -19,7 +19,7 @@ enum { NTMAX = 4 };  // matmul: tokens per register tile
 LK_INLINE int wbytes(int wtype) { return wtype == LK_Q4_0 ? 18 : wtype == LK_Q4_1 ? 20 : 34; }
 LK_INLINE int xbytes(int wtype) { return wtype == LK_Q4_1 ? 36 : 34; }
 
-/// Activation coefficients of one row chunk, zero padded to an even number of blocks.
+/// Activation coefficients of one row chunk.
 typedef struct {
   _Alignas(32) float dx[KC];  // (block) activation scale
   _Alignas(32) float cx[KC];  // (block) correction coefficient (0 for Q8_0)
@@ -29,8 +29,7 @@ LK_AVX2 LK_INLINE void prep_x(int wtype, const uint8_t *xrow, int nkb, xcoef *c)
   const int xbs = xbytes(wtype), xoff = xbs - 32;
   const float k = wtype == LK_Q4_0 ? -8.0f : wtype == LK_Q4_1 ? 1.0f : 0.0f;
   const __m256i ones8 = _mm256_set1_epi8(1), ones16 = _mm256_set1_epi16(1);
-  int b = 0;
-  for (; b < nkb; b++) {
+  for (int b = 0; b < nkb; b++) {
     const uint8_t *p = xrow + b * xbs;
     __m256i v = _mm256_loadu_si256((const __m256i *)(p + xoff));
     __m256i s8 = _mm256_madd_epi16(_mm256_maddubs_epi16(ones8, v), ones16);
@@ -43,7 +42,6 @@ LK_AVX2 LK_INLINE void prep_x(int wtype, const uint8_t *xrow, int nkb, xcoef *c)
     c->dx[b] = d;
     c->cx[b] = k * d * (float)_mm_cvtsi128_si32(s4);
   }
-  if (b & 1) c->dx[b] = c->cx[b] = 0;
 }
 
 /// Raw scale fields of 4 rows, [block][row]: Q4_1 -> uint32 (d | m << 16), others -> uint16 d,
@@ -230,12 +228,11 @@ LK_AVX2 LK_INLINE void block_scales(int wtype, const uint8_t *const w[4], int b,
 }
 
 LK_AVX2 LK_INLINE void stage_tile(int wtype, const uint8_t *const w[4], int nkb, stage4 *s) {
-  const __m256i pairs = _mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3);
   for (int b = 0; b < nkb; b++) {
     __m128 dw, cw;
     block_scales(wtype, w, b, &dw, &cw);
     _mm_store_ps(s->c[b], cw);
-    _mm256_store_ps(s->d[b], _mm256_permutevar8x32_ps(_mm256_castps128_ps256(dw), pairs));
+    _mm256_store_ps(s->d[b], spread(_mm256_castps128_ps256(dw), 0));
     unpack4(wtype, w, b, s->v + b * vectors(wtype));
   }
 }

@@ -75,10 +75,10 @@ LK_AVX2 LK_INLINE void attn_avx2_nv(float *out, const float *q, const float *K, 
                                     int64_t len, int nv, float scale, float *s) {
   __m256 qv[32];
   for (int j = 0; j < nv; j++) qv[j] = _mm256_mul_ps(_mm256_loadu_ps(q + 8 * j), _mm256_set1_ps(scale));
-  float mx = -INFINITY;
+  __m128 mx4 = _mm_set1_ps(-INFINITY);
   int64_t t = 0;
-  // Four positions at a time: four independent FMA chains instead of one (latency bound); each
-  // position's own operations and their order are those of the one-position loop below.
+  // Four positions at a time: four independent FMA chains instead of one (latency bound), and
+  // one reduction of all four sums.
   for (; t + 4 <= len; t += 4) {
     const float *k = K + t * ld;
     // A head reads hd of every ld floats: a strided stream the hardware prefetchers follow
@@ -93,13 +93,15 @@ LK_AVX2 LK_INLINE void attn_avx2_nv(float *out, const float *q, const float *K, 
       a2 = _mm256_fmadd_ps(qv[j], _mm256_loadu_ps(k + 2 * ld + 8 * j), a2);
       a3 = _mm256_fmadd_ps(qv[j], _mm256_loadu_ps(k + 3 * ld + 8 * j), a3);
     }
-    const float d0 = hsum256(a0), d1 = hsum256(a1), d2 = hsum256(a2), d3 = hsum256(a3);
-    s[t] = d0, s[t + 1] = d1, s[t + 2] = d2, s[t + 3] = d3;
-    mx = d0 > mx ? d0 : mx;
-    mx = d1 > mx ? d1 : mx;
-    mx = d2 > mx ? d2 : mx;
-    mx = d3 > mx ? d3 : mx;
+    // The four positions' sums at once: [d0 d1 d2 d3].
+    const __m256 h = _mm256_hadd_ps(_mm256_hadd_ps(a0, a1), _mm256_hadd_ps(a2, a3));
+    const __m128 d = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+    _mm_storeu_ps(s + t, d);
+    mx4 = _mm_max_ps(mx4, d);
   }
+  mx4 = _mm_max_ps(mx4, _mm_movehl_ps(mx4, mx4));
+  mx4 = _mm_max_ss(mx4, _mm_movehdup_ps(mx4));
+  float mx = _mm_cvtss_f32(mx4);
   for (; t < len; t++) {
     const float *k = K + t * ld;
     __m256 acc = _mm256_mul_ps(qv[0], _mm256_loadu_ps(k));
@@ -108,21 +110,31 @@ LK_AVX2 LK_INLINE void attn_avx2_nv(float *out, const float *q, const float *K, 
     s[t] = d;
     mx = d > mx ? d : mx;
   }
+  // Softmax numerators 8 at a time (the polynomial exp; every argument is <= 0).
+  float part[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  t = 0;
+  for (; t + 8 <= len; t += 8)
+    for (int j = 0; j < 8; j++) {
+      const float e = lk_exp_nonpositive(s[t + j] - mx);
+      s[t + j] = e;
+      part[j] += e;
+    }
   float sum = 0;
-  for (int64_t t = 0; t < len; t++) {
-    s[t] = expf(s[t] - mx);
+  for (; t < len; t++) {
+    s[t] = lk_exp_nonpositive(s[t] - mx);
     sum += s[t];
   }
-  const float inv = 1.0f / sum;
+  for (int j = 0; j < 8; j++) sum += part[j];
   __m256 o[32];
   for (int j = 0; j < nv; j++) o[j] = _mm256_setzero_ps();
   for (t = 0; t < len; t++) {
-    const __m256 p = _mm256_set1_ps(s[t] * inv);
+    const __m256 p = _mm256_set1_ps(s[t]);
     const float *v = V + t * ld;
     for (int j = 0; j < nv; j += 2) _mm_prefetch((const char *)(v + PF_ROWS * ld + 8 * j), _MM_HINT_T0);
     for (int j = 0; j < nv; j++) o[j] = _mm256_fmadd_ps(p, _mm256_loadu_ps(v + 8 * j), o[j]);
   }
-  for (int j = 0; j < nv; j++) _mm256_storeu_ps(out + 8 * j, o[j]);
+  const __m256 inv = _mm256_set1_ps(1.0f / sum);  // normalized once, at the end
+  for (int j = 0; j < nv; j++) _mm256_storeu_ps(out + 8 * j, _mm256_mul_ps(o[j], inv));
 }
 LK_AVX2 static void attn_avx2_64(float *out, const float *q, const float *K, const float *V, int64_t ld, int64_t len,
                                  float scale, float *s) {

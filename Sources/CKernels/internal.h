@@ -47,6 +47,28 @@ _Static_assert(sizeof(block_q8_K) == 292, "block_q8_K");
 LK_INLINE uint32_t lk_f2u(float f) { uint32_t u; memcpy(&u, &f, 4); return u; }
 LK_INLINE float lk_u2f(uint32_t u) { float f; memcpy(&f, &u, 4); return f; }
 
+/// exp(x) for x <= 0 (x >= -87.3 kept; smaller underflows to 0): 2^k · p(r) with r in
+/// [-ln2/2, ln2/2] and a degree-6 polynomial; branch-free so loops over it vectorize.
+LK_INLINE float lk_exp_nonpositive(float x) {
+  x = x < -87.0f ? -87.0f : x;
+  const float log2e = 1.44269504088896341f;
+  float k = __builtin_roundf(x * log2e);
+  float r = x - k * 0.693145751953125f - k * 1.428606765330187045e-06f;
+  float p = 1.0f / 720.0f;
+  p = p * r + 1.0f / 120.0f;
+  p = p * r + 1.0f / 24.0f;
+  p = p * r + 1.0f / 6.0f;
+  p = p * r + 0.5f;
+  p = p * r + 1.0f;
+  p = p * r + 1.0f;
+  union {
+    float f;
+    int32_t i;
+  } s;
+  s.i = ((int32_t)k + 127) << 23;
+  return p * s.f;
+}
+
 LK_INLINE float lk_h2f(uint16_t h) {
   uint32_t sign = (uint32_t)(h & 0x8000) << 16, e = (h >> 10) & 0x1f, m = h & 0x3ff;
   if (e == 0) {  // zero or subnormal: m * 2^-24, exact

@@ -3,28 +3,6 @@
 
 #include <math.h>
 
-/// exp(x) for x <= 0 (x >= -87.3 kept; smaller underflows to 0): 2^k · p(r) with r in
-/// [-ln2/2, ln2/2] and a degree-6 polynomial; branch-free so loops over it vectorize.
-static inline __attribute__((always_inline)) float exp_nonpositive(float x) {
-  x = x < -87.0f ? -87.0f : x;
-  const float log2e = 1.44269504088896341f;
-  float k = __builtin_roundf(x * log2e);
-  float r = x - k * 0.693145751953125f - k * 1.428606765330187045e-06f;
-  float p = 1.0f / 720.0f;
-  p = p * r + 1.0f / 120.0f;
-  p = p * r + 1.0f / 24.0f;
-  p = p * r + 1.0f / 6.0f;
-  p = p * r + 0.5f;
-  p = p * r + 1.0f;
-  p = p * r + 1.0f;
-  union {
-    float f;
-    int32_t i;
-  } s;
-  s.i = ((int32_t)k + 127) << 23;
-  return p * s.f;
-}
-
 /// log Σ exp(x[i]), 8 running sums; the AVX2 build of the same code vectorizes it (roundf and
 /// all), which the baseline x86-64 build cannot.
 static inline __attribute__((always_inline)) float logsumexp(const float *x, int64_t n) {
@@ -43,9 +21,9 @@ static inline __attribute__((always_inline)) float logsumexp(const float *x, int
   float sum[8] = {0, 0, 0, 0, 0, 0, 0, 0};
   i = 0;
   for (; i + 8 <= n; i += 8)
-    for (int j = 0; j < 8; j++) sum[j] += exp_nonpositive(x[i + j] - mx);
+    for (int j = 0; j < 8; j++) sum[j] += lk_exp_nonpositive(x[i + j] - mx);
   float s = 0;
-  for (; i < n; i++) s += exp_nonpositive(x[i] - mx);
+  for (; i < n; i++) s += lk_exp_nonpositive(x[i] - mx);
   for (int j = 0; j < 8; j++) s += sum[j];
   return mx + logf(s);
 }

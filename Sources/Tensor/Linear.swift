@@ -198,8 +198,9 @@ public final class LinearWorkspace: @unchecked Sendable {  // owned by one compu
     }
   }
 
-  /// Row chunks of a product job: a few per thread, so a thread that loses its core leaves little undone.
-  var productChunks: Int { 4 * pool.threads }
+  /// Row chunks of a product job: two per thread (as `lk_matvec_mt`; see parallel.c), so a thread
+  /// that loses its core leaves some of its share to the other.
+  var productChunks: Int { 2 * pool.threads }
 
   /// Convenience: prepare and multiply in one call.
   public func linear(

@@ -18,6 +18,8 @@ public struct EngineConfiguration: Sendable {
   public var prefillTokensPerStep = 512
   /// Tokens of one sequence (prompt plus completion) at most: its KV cache's size.
   public var contextLength = 2048
+  /// What the sequences' KV caches store (F16: half the memory and the attention's reads).
+  public var kvType: KVType = .f32
   /// `max_tokens` when a request gives none.
   public var defaultMaxTokens = 256
   /// Compute threads (the scheduler's own thread included).

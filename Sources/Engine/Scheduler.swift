@@ -86,7 +86,8 @@ public final class Scheduler: @unchecked Sendable {  // shared fields under `loc
     context = LlamaContext(
       model: model.model, threads: configuration.threads,
       maxBatch: max(configuration.prefillTokensPerStep, configuration.prefillChunk) + configuration.maxSequences,
-      maxContext: configuration.contextLength, maxLogitRows: configuration.maxSequences)
+      maxContext: configuration.contextLength, maxLogitRows: configuration.maxSequences,
+      kvType: configuration.kvType)
     batch = Batch(capacity: context.maxBatch)
     rawLogits = .allocate(capacity: model.model.config.vocabSize)
     var g = SystemRandomNumberGenerator()

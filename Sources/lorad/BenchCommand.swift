@@ -101,7 +101,8 @@ struct BenchCommand: ParsableCommand {
     let need = perSeq + genTokens + 1
     let ctx = LlamaContext(
       model: m.model, threads: modelOptions.threads, maxBatch: max(promptTokens, S),
-      maxContext: max(need, 16), batched: BatchedProduct(rawValue: batched)!, maxLogitRows: S)
+      maxContext: max(need, 16), batched: BatchedProduct(rawValue: batched)!, maxLogitRows: S,
+      kvType: modelOptions.kvType)
     let caches = (0..<S).map { _ in ctx.makeCache() }
     let adapters = (0..<distinctAdapters).map {
       ResidentAdapter(

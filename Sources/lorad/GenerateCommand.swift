@@ -37,7 +37,7 @@ struct GenerateCommand: ParsableCommand {
     let m = try modelOptions.load()
     let ctx = LlamaContext(
       model: m.model, threads: modelOptions.threads, maxBatch: Generator.defaultPrefillChunk,
-      maxContext: modelOptions.ctx, maxLogitRows: 1)
+      maxContext: modelOptions.ctx, maxLogitRows: 1, kvType: modelOptions.kvType)
     let gen = Generator(context: ctx, tokenizer: m.tokenizer)
     let (mix, leases) = try adapterOptions.resolve(config: m.model.config)
     defer { leases.forEach { $0.release() } }

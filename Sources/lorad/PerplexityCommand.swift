@@ -28,7 +28,8 @@ struct PerplexityCommand: ParsableCommand {
     let m = try modelOptions.load()
     let n = modelOptions.ctx
     let ctx = LlamaContext(
-      model: m.model, threads: modelOptions.threads, maxBatch: min(batch, n), maxContext: n)
+      model: m.model, threads: modelOptions.threads, maxBatch: min(batch, n), maxContext: n,
+      kvType: modelOptions.kvType)
     let tokens = m.tokenizer.encode(text, addSpecial: true, parseSpecial: false)
     let (mix, leases) = try adapterOptions.resolve(config: m.model.config)
     defer { leases.forEach { $0.release() } }

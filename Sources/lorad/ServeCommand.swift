@@ -147,6 +147,7 @@ struct ServeCommand: ParsableCommand {
     config.engine.maxQueued = maxQueued
     config.engine.defaultMaxTokens = maxTokens
     config.engine.contextLength = modelOptions.ctx
+    config.engine.kvType = modelOptions.kvType
     config.engine.threads = modelOptions.threads
     config.graceSeconds = grace
     var logConfiguration = FeedbackLog.Configuration()

@@ -58,6 +58,24 @@ import Testing
     #expect(Self.maxDiff(a, b) <= tol, "max diff \(Self.maxDiff(a, b)), scale \(scale)")
   }
 
+  /// An F16 KV cache: prefill (GEMM attention over converted halves) and decode (the F16
+  /// kernel) agree, and the logits stay close to the exact F32 cache's.
+  @Test(arguments: [1, 2])
+  func halfPrecisionCacheAgreesWithItselfAndWithFloat(_ threads: Int) throws {
+    let m = try Self.model()
+    let half = LlamaContext(model: m, threads: threads, maxBatch: 64, maxContext: 64, kvType: .f16)
+    let exact = LlamaContext(model: m, threads: threads, maxBatch: 64, maxContext: 64)
+    #expect(half.makeCache().type == .f16 && exact.makeCache().type == .f32)
+    let a = Self.stepwise(half, Self.tokens)
+    let b = Self.batched(half, Self.tokens)
+    let c = Self.stepwise(exact, Self.tokens)
+    let scale = c.flatMap { $0 }.map { abs($0) }.max()!
+    #expect(Self.maxDiff(a, b) <= 1e-4 * max(scale, 1), "stepwise vs batched: \(Self.maxDiff(a, b))")
+    // Halves keep 11 bits: keys and values move by ~5e-4 of their size.
+    let d = Self.maxDiff(a, c)
+    #expect(d > 0 && d <= 0.02 * max(scale, 1), "F16 vs F32 cache: \(d), scale \(scale)")
+  }
+
   @Test func qwen2WithBiasesAndSeparateHead() throws {
     var s = TinyModel.Shape()
     s.arch = "qwen2"

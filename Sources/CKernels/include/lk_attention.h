@@ -12,6 +12,11 @@ extern "C" {
 void lk_attention_head(float *out, const float *q, const float *K, const float *V, int64_t ld, int64_t len,
                        int64_t hd, float scale, float *scores);
 
+/// The same over a cache of IEEE halves (F16): K and V rows `ld` halves apart. AVX2 (also on
+/// AVX-512 machines) or scalar.
+void lk_attention_head_f16(float *out, const float *q, const uint16_t *K, const uint16_t *V, int64_t ld,
+                           int64_t len, int64_t hd, float scale, float *scores);
+
 #ifdef __cplusplus
 }
 #endif

@@ -39,6 +39,7 @@ extension LlamaContext {
     let runs = attnRuns, starts = attnTaskStart
     let q = self.q, att = self.att, scores = self.scores, maxCtx = maxContext
     let gemm = gemmScores, perThread = chunk * maxContext
+    let kvf = gemmKV, kvPerThread = 2 * maxContext * hd
     let body: (Int, Int) -> Void = { ith, nth in
       var run = 0
       var t = ith
@@ -55,9 +56,26 @@ extension LlamaContext {
           let len = r.position + r1  // keys 0..<len cover every row of the chunk
           let kvOff = (h / group) * hd
           let s = gemm + ith * perThread
-          let k0 = UnsafePointer(r.cache.key(l, 0) + kvOff), v0 = UnsafePointer(r.cache.value(l, 0) + kvOff)
+          // The head's keys and values as floats: in place (F32), or converted (F16).
+          let k0: UnsafePointer<Float>, v0: UnsafePointer<Float>, ldkv: Int
+          if r.cache.type == .f32 {
+            k0 = UnsafePointer(r.cache.key(l, 0).assumingMemoryBound(to: Float.self) + kvOff)
+            v0 = UnsafePointer(r.cache.value(l, 0).assumingMemoryBound(to: Float.self) + kvOff)
+            ldkv = kvDim
+          } else {
+            let kf = kvf + ith * kvPerThread, vf = kf + maxCtx * hd
+            let kh = r.cache.key(l, 0).assumingMemoryBound(to: UInt16.self) + kvOff
+            let vh = r.cache.value(l, 0).assumingMemoryBound(to: UInt16.self) + kvOff
+            for j in 0..<len {
+              lk_dequantize_row(GGMLType.f16.code, kh + j * kvDim, kf + j * hd, Int64(hd))
+              lk_dequantize_row(GGMLType.f16.code, vh + j * kvDim, vf + j * hd, Int64(hd))
+            }
+            k0 = UnsafePointer(kf)
+            v0 = UnsafePointer(vf)
+            ldkv = hd
+          }
           let qrow = q + (r.row + r0) * qDim + h * hd
-          BLAS.gemmNT(m: rows, n: len, k: hd, alpha: scale, a: qrow, lda: qDim, b: k0, ldb: kvDim, c: s, ldc: len)
+          BLAS.gemmNT(m: rows, n: len, k: hd, alpha: scale, a: qrow, lda: qDim, b: k0, ldb: ldkv, c: s, ldc: len)
           for i in 0..<rows {
             let row = s + i * len
             let valid = r.position + r0 + i + 1
@@ -74,18 +92,27 @@ extension LlamaContext {
             if valid < len { (row + valid).update(repeating: 0, count: len - valid) }
           }
           BLAS.gemmNN(
-            m: rows, n: hd, k: len, a: s, lda: len, b: v0, ldb: kvDim, c: att + (r.row + r0) * qDim + h * hd, ldc: qDim)
+            m: rows, n: hd, k: len, a: s, lda: len, b: v0, ldb: ldkv, c: att + (r.row + r0) * qDim + h * hd, ldc: qDim)
         } else {
           // Kernel task: one row, the query heads of one KV head, one after another on this
           // thread, so that head's keys and values come from memory once, then from its caches.
           let i = local / kvHeads, g = local % kvHeads
           let row = r.row + i
           let kvOff = g * hd
+          let len = Int64(r.position + i + 1)
           for h in g * group..<(g + 1) * group {
-            lk_attention_head(
-              att + row * qDim + h * hd, q + row * qDim + h * hd, r.cache.key(l, 0) + kvOff,
-              r.cache.value(l, 0) + kvOff, Int64(kvDim), Int64(r.position + i + 1), Int64(hd), scale,
-              scores + ith * maxCtx)
+            let out = att + row * qDim + h * hd, qh = q + row * qDim + h * hd, sc = scores + ith * maxCtx
+            if r.cache.type == .f32 {
+              lk_attention_head(
+                out, qh, r.cache.key(l, 0).assumingMemoryBound(to: Float.self) + kvOff,
+                r.cache.value(l, 0).assumingMemoryBound(to: Float.self) + kvOff, Int64(kvDim), len, Int64(hd), scale, sc
+              )
+            } else {
+              lk_attention_head_f16(
+                out, qh, r.cache.key(l, 0).assumingMemoryBound(to: UInt16.self) + kvOff,
+                r.cache.value(l, 0).assumingMemoryBound(to: UInt16.self) + kvOff, Int64(kvDim), len, Int64(hd), scale,
+                sc)
+            }
           }
         }
       }

@@ -14,6 +14,8 @@ public final class LlamaContext: @unchecked Sendable {  // owned by one compute 
   public let maxContext: Int
   /// Most rows of one step that may ask for logits (the logits buffer is sized for them).
   public let maxLogitRows: Int
+  /// What the caches of `makeCache` store.
+  public let kvType: KVType
 
   // Activations, one row per batch row.
   let x: UnsafeMutablePointer<Float>  // (maxBatch, dim) residual stream
@@ -30,6 +32,7 @@ public final class LlamaContext: @unchecked Sendable {  // owned by one compute 
   let invFreq: UnsafeMutablePointer<Float>  // (ropeDim/2)
   let scores: UnsafeMutablePointer<Float>  // (threads, maxContext) attention scores per thread
   let gemmScores: UnsafeMutablePointer<Float>  // (threads, gemmAttentionChunk, maxContext) prefill scores
+  let gemmKV: UnsafeMutablePointer<Float>  // (threads, 2, maxContext, headDim) an F16 head's keys, values as floats
   // Attention: the step's runs of rows per sequence and where each run's tasks start.
   var attnRuns: [AttentionRun] = []
   var attnTaskStart: [Int] = []
@@ -48,10 +51,13 @@ public final class LlamaContext: @unchecked Sendable {  // owned by one compute 
 
   /// - maxLogitRows: rows per step that may want logits (default: every row, as perplexity
   ///   needs); generation needs one per sequence, which saves vocab × 4 bytes per row.
+  /// - kvType: what the KV caches store: exact F32 (the default) or F16 (half the memory and
+  ///   the attention reads, as llama.cpp's default).
   public init(
     model: LlamaModel, threads: Int, maxBatch: Int = 512, maxContext: Int = 4096,
-    batched: BatchedProduct = .int8, maxLogitRows: Int? = nil
+    batched: BatchedProduct = .int8, maxLogitRows: Int? = nil, kvType: KVType = .f32
   ) {
+    self.kvType = kvType
     self.model = model
     let c = model.config
     config = c
@@ -85,13 +91,14 @@ public final class LlamaContext: @unchecked Sendable {  // owned by one compute 
       invFreq[i] = Float(pow(Double(c.ropeBase), -2.0 * Double(i) / Double(c.ropeDim)))
     }
     scores = buf(pool.threads * self.maxContext)
-    gemmScores = buf(
-      self.maxBatch >= Self.gemmAttentionMinRows ? pool.threads * Self.gemmAttentionChunk * self.maxContext : 1)
+    let gemmRuns = self.maxBatch >= Self.gemmAttentionMinRows
+    gemmScores = buf(gemmRuns ? pool.threads * Self.gemmAttentionChunk * self.maxContext : 1)
+    gemmKV = buf(gemmRuns ? pool.threads * 2 * self.maxContext * c.headDim : 1)
     logits = buf(self.maxLogitRows * c.vocabSize)
   }
 
   deinit {
-    for p in [x, xb, xb2, q, k, v, att, hb, hb2, ropeCos, ropeSin, invFreq, scores, gemmScores, logits] {
+    for p in [x, xb, xb2, q, k, v, att, hb, hb2, ropeCos, ropeSin, invFreq, scores, gemmScores, gemmKV, logits] {
       p.deallocate()
     }
     loraT?.deallocate()
@@ -100,7 +107,8 @@ public final class LlamaContext: @unchecked Sendable {  // owned by one compute 
 
   /// A KV cache sized for this model.
   public func makeCache(capacity: Int? = nil) -> KVCache {
-    KVCache(layers: config.layers, capacity: min(capacity ?? maxContext, maxContext), kvDim: config.kvDim)
+    KVCache(
+      layers: config.layers, capacity: min(capacity ?? maxContext, maxContext), kvDim: config.kvDim, type: kvType)
   }
 
   /// The logits of the `i`-th row that asked for them (vocab floats).
@@ -251,9 +259,7 @@ public final class LlamaContext: @unchecked Sendable {  // owned by one compute 
         each(n) { i in
           rotate(q + i * c.qDim, c.heads, i)
           rotate(k + i * c.kvDim, c.kvHeads, i)
-          let cache = caches[i]
-          cache.key(l, pos[i]).update(from: k + i * c.kvDim, count: c.kvDim)
-          cache.value(l, pos[i]).update(from: v + i * c.kvDim, count: c.kvDim)
+          caches[i].store(l, pos[i], key: k + i * c.kvDim, value: v + i * c.kvDim)
         }
       }
     }

@@ -26,48 +26,34 @@ extension KernelISATests {
     reference(q, k, v, ld: ld, len: len, hd: hd, scale: scale)
   }
 
-  @Test(arguments: [1, 7, 300])
-  func attentionHeadMatchesReference(_ len: Int) {
+  /// Each kernel (float cache, and the F16 cache's against the halves' values, what that cache
+  /// holds) against the reference, on every ISA path.
+  @Test(arguments: [1, 7, 300], [false, true])
+  func attentionHeadMatchesReference(_ len: Int, _ halves: Bool) {
     forEachISA { isa in
       for hd in [64, 128, 24] {
         let ld = hd * 3 + 8
         var g = SystemRandomNumberGenerator()
         let q = (0..<hd).map { _ in Float.random(in: -1...1, using: &g) }
-        let k = (0..<(len * ld)).map { _ in Float.random(in: -1...1, using: &g) }
-        let v = (0..<(len * ld)).map { _ in Float.random(in: -1...1, using: &g) }
-        var out = [Float](repeating: .nan, count: hd)
-        var scratch = [Float](repeating: 0, count: len)
-        lk_attention_head(&out, q, k, v, Int64(ld), Int64(len), Int64(hd), 0.3, &scratch)
-        let want = attentionReference(q, k, v, ld: ld, len: len, hd: hd, scale: 0.3)
-        let err = zip(out, want).map { abs($0 - $1) }.max()!
-        #expect(err < 1e-5, "isa \(isa), hd \(hd), len \(len): \(err)")
-      }
-    }
-  }
-
-  /// The F16-cache kernel against the same reference over the halves' values (what the cache
-  /// holds), on every ISA path.
-  @Test(arguments: [1, 7, 300])
-  func attentionHeadOverHalvesMatchesReference(_ len: Int) {
-    forEachISA { isa in
-      for hd in [64, 128, 24] {
-        let ld = hd * 3 + 8
-        var g = SystemRandomNumberGenerator()
-        let q = (0..<hd).map { _ in Float.random(in: -1...1, using: &g) }
-        let kf = (0..<(len * ld)).map { _ in Float.random(in: -1...1, using: &g) }
-        let vf = (0..<(len * ld)).map { _ in Float.random(in: -1...1, using: &g) }
+        var k = (0..<(len * ld)).map { _ in Float.random(in: -1...1, using: &g) }
+        var v = (0..<(len * ld)).map { _ in Float.random(in: -1...1, using: &g) }
         var kh = [UInt16](repeating: 0, count: len * ld), vh = kh
-        lk_quantize_row(Int32(LK_F16), kf, &kh, Int64(kf.count))
-        lk_quantize_row(Int32(LK_F16), vf, &vh, Int64(vf.count))
-        var k = [Float](repeating: 0, count: len * ld), v = k
-        lk_dequantize_row(Int32(LK_F16), kh, &k, Int64(k.count))
-        lk_dequantize_row(Int32(LK_F16), vh, &v, Int64(v.count))
+        if halves {  // the floats become the halves' values
+          lk_quantize_row(Int32(LK_F16), k, &kh, Int64(k.count))
+          lk_quantize_row(Int32(LK_F16), v, &vh, Int64(v.count))
+          lk_dequantize_row(Int32(LK_F16), kh, &k, Int64(k.count))
+          lk_dequantize_row(Int32(LK_F16), vh, &v, Int64(v.count))
+        }
         var out = [Float](repeating: .nan, count: hd)
         var scratch = [Float](repeating: 0, count: len)
-        lk_attention_head_f16(&out, q, kh, vh, Int64(ld), Int64(len), Int64(hd), 0.3, &scratch)
+        if halves {
+          lk_attention_head_f16(&out, q, kh, vh, Int64(ld), Int64(len), Int64(hd), 0.3, &scratch)
+        } else {
+          lk_attention_head(&out, q, k, v, Int64(ld), Int64(len), Int64(hd), 0.3, &scratch)
+        }
         let want = attentionReference(q, k, v, ld: ld, len: len, hd: hd, scale: 0.3)
         let err = zip(out, want).map { abs($0 - $1) }.max()!
-        #expect(err < 1e-5, "isa \(isa), hd \(hd), len \(len): \(err)")
+        #expect(err < 1e-5, "isa \(isa), hd \(hd), len \(len), halves \(halves): \(err)")
       }
     }
   }

@@ -16,6 +16,7 @@ struct BenchCommand: ParsableCommand {
       """)
 
   @OptionGroup var modelOptions: ModelOptions
+  @OptionGroup var kvOptions: KVOptions
   @OptionGroup var adapterOptions: AdapterOptions
   @Option(name: .customLong("prompt-tokens"), help: "Tokens in the prefill test (pp).")
   var promptTokens: Int = 512
@@ -102,7 +103,7 @@ struct BenchCommand: ParsableCommand {
     let ctx = LlamaContext(
       model: m.model, threads: modelOptions.threads, maxBatch: max(promptTokens, S),
       maxContext: max(need, 16), batched: BatchedProduct(rawValue: batched)!, maxLogitRows: S,
-      kvType: modelOptions.kvType)
+      kvType: kvOptions.kvType)
     let caches = (0..<S).map { _ in ctx.makeCache() }
     let adapters = (0..<distinctAdapters).map {
       ResidentAdapter(

@@ -13,6 +13,7 @@ struct GenerateCommand: ParsableCommand {
       """)
 
   @OptionGroup var modelOptions: ModelOptions
+  @OptionGroup var kvOptions: KVOptions
   @OptionGroup var sampling: SamplingFlags
   @OptionGroup var adapterOptions: AdapterOptions
 
@@ -37,7 +38,7 @@ struct GenerateCommand: ParsableCommand {
     let m = try modelOptions.load()
     let ctx = LlamaContext(
       model: m.model, threads: modelOptions.threads, maxBatch: Generator.defaultPrefillChunk,
-      maxContext: modelOptions.ctx, maxLogitRows: 1, kvType: modelOptions.kvType)
+      maxContext: modelOptions.ctx, maxLogitRows: 1, kvType: kvOptions.kvType)
     let gen = Generator(context: ctx, tokenizer: m.tokenizer)
     let (mix, leases) = try adapterOptions.resolve(config: m.model.config)
     defer { leases.forEach { $0.release() } }

@@ -17,13 +17,6 @@ struct ModelOptions: ParsableArguments {
   @Option(name: .long, help: "Context size in tokens (prompt plus completion).")
   var ctx: Int = 2048
 
-  @Option(
-    name: .customLong("kv-type"),
-    help:
-      "What the KV cache stores: f32 (exact, the default) or f16 (half the memory and half the attention's reads, as llama.cpp's default; decode at long contexts gets faster)."
-  )
-  var kvType: KVType = .f32
-
   static let defaultName = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
   func validate() throws {
@@ -91,6 +84,16 @@ struct SamplingFlags: ParsableArguments {
 /// Writes to standard error.
 func printError(_ s: String) {
   FileHandle.standardError.write((s + "\n").data(using: .utf8)!)
+}
+
+/// What the KV cache stores: for the commands that run the forward over a context.
+struct KVOptions: ParsableArguments {
+  @Option(
+    name: .customLong("kv-type"),
+    help:
+      "What the KV cache stores: f32 (exact, the default) or f16 (half the memory and half the attention's reads, as llama.cpp's default; decode at long contexts gets faster)."
+  )
+  var kvType: KVType = .f32
 }
 
 extension KVType: ExpressibleByArgument {}

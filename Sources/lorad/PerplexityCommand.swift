@@ -12,6 +12,7 @@ struct PerplexityCommand: ParsableCommand {
       """)
 
   @OptionGroup var modelOptions: ModelOptions
+  @OptionGroup var kvOptions: KVOptions
   @OptionGroup var adapterOptions: AdapterOptions
   @Option(name: .customLong("batch"), help: "Rows per forward step.")
   var batch: Int = 512
@@ -29,7 +30,7 @@ struct PerplexityCommand: ParsableCommand {
     let n = modelOptions.ctx
     let ctx = LlamaContext(
       model: m.model, threads: modelOptions.threads, maxBatch: min(batch, n), maxContext: n,
-      kvType: modelOptions.kvType)
+      kvType: kvOptions.kvType)
     let tokens = m.tokenizer.encode(text, addSpecial: true, parseSpecial: false)
     let (mix, leases) = try adapterOptions.resolve(config: m.model.config)
     defer { leases.forEach { $0.release() } }

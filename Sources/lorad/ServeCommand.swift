@@ -19,6 +19,7 @@ struct ServeCommand: ParsableCommand {
       """)
 
   @OptionGroup var modelOptions: ModelOptions
+  @OptionGroup var kvOptions: KVOptions
 
   @Option(
     name: .long,
@@ -147,7 +148,7 @@ struct ServeCommand: ParsableCommand {
     config.engine.maxQueued = maxQueued
     config.engine.defaultMaxTokens = maxTokens
     config.engine.contextLength = modelOptions.ctx
-    config.engine.kvType = modelOptions.kvType
+    config.engine.kvType = kvOptions.kvType
     config.engine.threads = modelOptions.threads
     config.graceSeconds = grace
     var logConfiguration = FeedbackLog.Configuration()

@@ -79,7 +79,7 @@ LK_AVX2 static inline float hsum256(__m256 v) {
 /// accumulators live in registers rather than going through memory at every position.
 LK_AVX2 LK_INLINE void attn_avx2_nv(float *out, const float *q, const void *Kp, const void *Vp, int64_t ld,
                                     int64_t len, int nv, float scale, float *s, int f16) {
-  // Cache rows are floats, or halves (f16): element offsets below, loads through ld8.
+  // Cache rows are floats, or halves (f16): element offsets below, loads through KV_LD8.
   const float *K = Kp, *V = Vp;
   const uint16_t *Kh = Kp, *Vh = Vp;
 #define KV_LD8(F, H, off) (f16 ? _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((H) + (off)))) : _mm256_loadu_ps((F) + (off)))
@@ -88,10 +88,10 @@ LK_AVX2 LK_INLINE void attn_avx2_nv(float *out, const float *q, const void *Kp, 
   for (int j = 0; j < nv; j++) qv[j] = _mm256_mul_ps(_mm256_loadu_ps(q + 8 * j), _mm256_set1_ps(scale));
   __m128 mx4 = _mm_set1_ps(-INFINITY);
   int64_t t = 0;
+  // One prefetch per line of a row (64 bytes: 16 floats, 32 halves; rows are a line apart or more).
+  const int pstep = f16 ? 4 : 2;
   // Four positions at a time: four independent FMA chains instead of one (latency bound), and
   // one reduction of all four sums.
-  // Rows a line apart or more: one prefetch per line of a row (64 bytes: 16 floats, 32 halves).
-  const int pstep = f16 ? 4 : 2;
   for (; t + 4 <= len; t += 4) {
     const int64_t k = t * ld;
     // A head reads hd of every ld elements: a strided stream the hardware prefetchers follow

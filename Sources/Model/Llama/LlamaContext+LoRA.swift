@@ -61,9 +61,9 @@ extension LlamaContext {
   /// finished after it (`finishLoRA`); two ways to share the work, with the same arithmetic
   /// per row:
   /// - many (run, output) groups (decode with several adapters) or only short runs: each group
-  ///   whole on one thread. Its first half (quantize its rows, shrink) rides
-  ///   in the base product's pool job as side chunks (`loraShrink`): it reads the factors from
-  ///   memory while the other core computes. The expands follow in one job, a group per chunk,
+  ///   whole on one thread. Its first half (quantize its rows, shrink) rides in the base
+  ///   product's pool job as side chunks (`loraShrink`): it reads the factors from memory while
+  ///   the other core computes. The expands follow in one job, a group per chunk,
   ///   so no two threads write the same element;
   /// - few groups with long runs (one adapter's prefill), all in `finishLoRA`: x quantized once,
   ///   the shrinks by task, then the expands split by column across threads.

@@ -56,7 +56,7 @@ static char *make_act(int wt, int64_t cols, int n) {
   return xq;
 }
 
-enum { NCFG = 6, NMET = 7, ROUNDS = 41 };
+enum { NCFG = 8, NMET = 7, ROUNDS = 41 };
 static double samples[NCFG][NMET][ROUNDS];  // (isa·2 + threads-1, metric, round) seconds per unit
 
 static int cmp(const void *a, const void *b) {
@@ -67,7 +67,7 @@ static int cmp(const void *a, const void *b) {
 static void nop(void *ctx, int ith, int nth) { (void)ctx, (void)ith, (void)nth; }
 
 int main(void) {
-  const char *isa_name[] = {"scalar", "avx2", "avx512"};
+  const char *isa_name[] = {"scalar", "avx2", "avx512", "amx"};
   int best = lk_cpu_isa();
   // SmolLM2-135M per-token matrices (rows x cols): q, k, v, o, gate, up, down.
   const int64_t shape[7][2] = {{576, 576}, {192, 576}, {192, 576}, {576, 576}, {1536, 576}, {1536, 576}, {576, 1536}};

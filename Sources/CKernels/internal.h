@@ -15,6 +15,7 @@
 
 #define LK_AVX2 __attribute__((target("avx2,fma,f16c")))
 #define LK_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx512dq,avx2,fma,f16c")))
+#define LK_AMX __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx512dq,avx2,fma,f16c,amx-tile,amx-int8")))
 #define LK_INLINE static inline __attribute__((always_inline))
 
 // ---- ggml block layouts (ggml-common.h) ------------------------------------------------
@@ -157,6 +158,9 @@ void lk_matmul_avx512(int wtype, float *Y, int64_t ldy, const void *W, const voi
 // Per-type pieces the ISA files share.
 // Q4_0/Q4_1/Q8_0 (32-element blocks) with VNNI/AVX2 tiles (dot_q*.c):
 void lk_mv_q32_avx512(int wtype, float *y, const void *W, const void *xq, int64_t ncols, int64_t r0, int64_t r1);
+/// The same product with AMX tiles for token groups of 4 or more (bit-identical to lk_mm_q32_avx512).
+void lk_mm_q32_amx(int wtype, float *Y, int64_t ldy, const void *W, const void *Xq, int64_t xstride, int64_t ntok,
+                   int64_t ncols, int64_t r0, int64_t r1);
 void lk_mm_q32_avx512(int wtype, float *Y, int64_t ldy, const void *W, const void *Xq, int64_t xstride, int64_t ntok,
                       int64_t ncols, int64_t r0, int64_t r1);
 void lk_mv_q32_avx2(int wtype, float *y, const void *W, const void *xq, int64_t ncols, int64_t r0, int64_t r1);

@@ -173,6 +173,38 @@ static void expand_q8_scalar(float *y, int64_t ldy, const float *t, int64_t ldt,
 }
 
 #if LK_X86
+/// Tokens of one panel at a time (each factor block is converted once for all of them).
+enum { EXPAND_NT = 4 };
+
+LK_AVX512 static void expand_q8_avx512(float *y, int64_t ldy, const float *t, int64_t ldt, int64_t ntok, const void *bt,
+                                       int64_t rank, int64_t c0, int64_t c1, float scale) {
+  const block_q8_0 *B = bt;
+  for (int64_t c = c0; c < c1; c += QK)
+    for (int64_t i0 = 0; i0 < ntok; i0 += EXPAND_NT) {
+      const int nt = ntok - i0 < EXPAND_NT ? (int)(ntok - i0) : EXPAND_NT;
+      __m512 a[EXPAND_NT][2];
+      for (int i = 0; i < nt; i++) {
+        a[i][0] = _mm512_loadu_ps(y + (i0 + i) * ldy + c);
+        a[i][1] = _mm512_loadu_ps(y + (i0 + i) * ldy + c + 16);
+      }
+      for (int64_t k = 0; k < rank; k++) {
+        const block_q8_0 *blk = B + (c / QK) * rank + k;
+        const float d = _cvtsh_ss(blk->d);
+        const __m512 q0 = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)blk->qs)));
+        const __m512 q1 = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(blk->qs + 16))));
+        for (int i = 0; i < nt; i++) {  // the AVX2 kernel's float operations, element by element
+          const __m512 w = _mm512_set1_ps(scale * t[(i0 + i) * ldt + k] * d);
+          a[i][0] = _mm512_fmadd_ps(w, q0, a[i][0]);
+          a[i][1] = _mm512_fmadd_ps(w, q1, a[i][1]);
+        }
+      }
+      for (int i = 0; i < nt; i++) {
+        _mm512_storeu_ps(y + (i0 + i) * ldy + c, a[i][0]);
+        _mm512_storeu_ps(y + (i0 + i) * ldy + c + 16, a[i][1]);
+      }
+    }
+}
+
 LK_AVX2 static void expand_q8_avx2(float *y, int64_t ldy, const float *t, int64_t ldt, int64_t ntok, const void *bt,
                                    int64_t rank, int64_t rows, int64_t c0, int64_t c1, float scale) {
   const block_q8_0 *B = bt;
@@ -224,7 +256,11 @@ void lk_lora_expand_q8(float *y, int64_t ldy, const float *t, int64_t ldt, int64
                        int64_t rank, int64_t rows, int64_t c0, int64_t c1, float scale) {
   if (c1 <= c0 || ntok <= 0) return;
 #if LK_X86
-  if (lk_isa() >= LK_ISA_AVX2) {  // the AVX2 kernel is also the AVX-512 machines' (memory bound)
+  if (lk_isa() >= LK_ISA_AVX512) {
+    expand_q8_avx512(y, ldy, t, ldt, ntok, bt, rank, c0, c1, scale);
+    return;
+  }
+  if (lk_isa() >= LK_ISA_AVX2) {
     expand_q8_avx2(y, ldy, t, ldt, ntok, bt, rank, rows, c0, c1, scale);
     return;
   }

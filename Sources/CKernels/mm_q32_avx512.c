@@ -1,4 +1,4 @@
-// AVX-512 VNNI matmul of Q4_0 / Q4_1 / Q8_0 weights (several activation rows): each 16-row
+// AVX-512 VNNI (and AMX) matmul of Q4_0 / Q4_1 / Q8_0 weights (several activation rows): each 16-row
 // tile transposed once into L1, token groups over it; see q32_avx512.h for the layouts and the
 // float order it shares with the matvec.
 #include "q32_avx512.h"
@@ -7,8 +7,10 @@
 
 /// Transposes blocks [0, nkb) of the 16 rows into pk (8 vectors per block) and their scales
 /// into dws / cws (16 floats per block).
-LK_AVX512 LK_INLINE void pack_tile(int wtype, const uint8_t *const w[16], int nkb, __m512i *pk, float *dws,
-                                   float *cws, const uint8_t *pf, const uint8_t *pfend) {
+/// natural: the AMX order instead, vector k of a block holding elements 4k..4k+3 of every row
+/// (the B tile of a 32-element step: row k pairs with activation bytes 4k..4k+3).
+LK_AVX512 LK_INLINE void pack_tile(int wtype, int natural, const uint8_t *const w[16], int nkb, __m512i *pk,
+                                   float *dws, float *cws, const uint8_t *pf, const uint8_t *pfend) {
   lk_pfspread pfs = pf_spread(wtype, pf, pfend, nkb);
   for (int b4 = 0; b4 < nkb; b4 += 4) {
     int nb = nkb - b4 < 4 ? nkb - b4 : 4;
@@ -18,7 +20,16 @@ LK_AVX512 LK_INLINE void pack_tile(int wtype, const uint8_t *const w[16], int nk
       pf_step(wtype, &pfs);
       _mm512_store_ps(dws + 16 * (b4 + k), dw[k]);
       if (wtype == LK_Q4_1) _mm512_store_ps(cws + 16 * (b4 + k), cw[k]);
-      tile16(wtype, w, b4 + k, pk + 8 * (b4 + k));
+      if (natural) {
+        __m512i v[8];
+        tile16(wtype, w, b4 + k, v);
+        for (int g = 0; g < 4; g++) {  // v[2g]: elements 4g.., v[2g + 1]: 16 + 4g..
+          _mm512_store_si512(pk + 8 * (b4 + k) + g, v[2 * g]);
+          _mm512_store_si512(pk + 8 * (b4 + k) + 4 + g, v[2 * g + 1]);
+        }
+      } else {
+        tile16(wtype, w, b4 + k, pk + 8 * (b4 + k));
+      }
     }
   }
 }
@@ -27,7 +38,12 @@ LK_AVX512 LK_INLINE void pack_tile(int wtype, const uint8_t *const w[16], int nk
   static LK_AVX512 __attribute__((noinline)) void pack_##T(const uint8_t *const w[16], int nkb, __m512i *pk,   \
                                                            float *dws, float *cws, const uint8_t *pf,          \
                                                            const uint8_t *pfend) {                             \
-    pack_tile(LK_##T, w, nkb, pk, dws, cws, pf, pfend);                                                        \
+    pack_tile(LK_##T, 0, w, nkb, pk, dws, cws, pf, pfend);                                                     \
+  }                                                                                                            \
+  static LK_AVX512 __attribute__((noinline)) void pack_nat_##T(const uint8_t *const w[16], int nkb,            \
+                                                               __m512i *pk, float *dws, float *cws,            \
+                                                               const uint8_t *pf, const uint8_t *pfend) {      \
+    pack_tile(LK_##T, 1, w, nkb, pk, dws, cws, pf, pfend);                                                     \
   }
 PACK_INST(Q4_0)
 PACK_INST(Q4_1)
@@ -35,7 +51,8 @@ PACK_INST(Q8_0)
 
 /// The packed tile · NT tokens: acc[t] = the chunk's results of token t (rows in lanes).
 /// xr[t]: token t's activation row at the chunk; dx / c: its coefficients, ldc apart per token.
-LK_AVX512 LK_INLINE void mm_tile(int wtype, int NT, const __m512i *pk, const float *dws, const float *cws,
+/// natural: the tile packed in the AMX order (vector k pairs with activation bytes 4k..4k+3).
+LK_AVX512 LK_INLINE void mm_tile(int wtype, int natural, int NT, const __m512i *pk, const float *dws, const float *cws,
                                  const uint8_t *const *xr, const float *dx, const xcorr *c, int ldc, int nkb,
                                  __m512 *acc) {
   const int xbs = xbytes(wtype), xoff = xqs_off(wtype);
@@ -45,41 +62,144 @@ LK_AVX512 LK_INLINE void mm_tile(int wtype, int NT, const __m512i *pk, const flo
     for (int t = 0; t < NT; t++) id[t] = _mm512_setzero_si512();
     for (int k = 0; k < 8; k++) {
       __m512i v = _mm512_load_si512(pk + 8 * b + k);
-      for (int t = 0; t < NT; t++) id[t] = _mm512_dpbusd_epi32(id[t], v, bcast4(xr[t] + b * xbs + xoff + xpair_off(k)));
+      const int xo = natural ? 4 * k : xpair_off(k);
+      for (int t = 0; t < NT; t++) id[t] = _mm512_dpbusd_epi32(id[t], v, bcast4(xr[t] + b * xbs + xoff + xo));
     }
     __m512 dw = _mm512_load_ps(dws + 16 * b), cw = wtype == LK_Q4_1 ? _mm512_load_ps(cws + 16 * b) : dw;
     for (int t = 0; t < NT; t++) acc[t] = block_step(wtype, acc[t], id[t], dw, cw, dx + t * ldc + b, c + t * ldc + b);
   }
 }
 
-#define MM_INST(T, NT)                                                                                         \
-  static LK_AVX512 __attribute__((noinline)) void mm_##T##_##NT(                                               \
+#define MM_INST(T, NAT, NT)                                                                                    \
+  static LK_AVX512 __attribute__((noinline)) void mm_##T##_##NAT##NT(                                          \
       const __m512i *pk, const float *dws, const float *cws, const uint8_t *const *xr, const float *dx,        \
       const xcorr *c, int ldc, int nkb, float *Y, int64_t ldy, int nr, int first) {                            \
     __m512 acc[NT];                                                                                            \
-    mm_tile(LK_##T, NT, pk, dws, cws, xr, dx, c, ldc, nkb, acc);                                               \
+    mm_tile(LK_##T, NAT, NT, pk, dws, cws, xr, dx, c, ldc, nkb, acc);                                          \
     for (int t = 0; t < NT; t++) store16(Y + t * ldy, acc[t], nr, first);                                      \
   }
-#define MM_INST_T(T) MM_INST(T, 8) MM_INST(T, 4) MM_INST(T, 2) MM_INST(T, 1)
+// mm_T_0NT: VNNI order, NT tokens; mm_T_1NT: the AMX order (the 1-3 tokens left after the tiles)
+#define MM_INST_T(T) MM_INST(T, 0, 8) MM_INST(T, 0, 4) MM_INST(T, 0, 2) MM_INST(T, 0, 1) MM_INST(T, 1, 2) MM_INST(T, 1, 1)
 MM_INST_T(Q4_0)
 MM_INST_T(Q4_1)
 MM_INST_T(Q8_0)
+
+
+// ---- AMX ------------------------------------------------------------------------------------
+// One 32-element block of the packed tile for NT tokens is one tile multiply: A = the NT
+// tokens' activation bytes of the block (NT rows of 32 signed bytes, straight from the
+// activation rows), B = the block's 8 natural-order vectors (8 rows of 16 weight rows x 4
+// unsigned bytes), C = the int32 block dots, token t in row t with the weight rows in the
+// VNNI tile's lane order. TDPBSUD gives exactly the integers vpdpbusd gives, and C's rows then
+// take the same float step, so results do not change by a bit. Tiles: 0-3 = C; 4, 5 = A;
+// 6, 7 = B.
+
+typedef struct {
+  uint8_t palette, start_row, reserved[14];
+  uint16_t colsb[16];
+  uint8_t rows[16];
+} amx_cfg;
+
+/// The tile shape this thread has loaded (tokens per A / C tile), 0 if none.
+static _Thread_local int amx_rows;
+
+LK_AMX LK_INLINE void amx_config(int nt) {
+  if (amx_rows == nt) return;
+  _Alignas(64) amx_cfg cfg;
+  memset(&cfg, 0, sizeof cfg);
+  cfg.palette = 1;
+  for (int i = 0; i < 4; i++) cfg.rows[i] = (uint8_t)nt, cfg.colsb[i] = 64;  // C: nt tokens x 16 int32
+  for (int i = 4; i < 6; i++) cfg.rows[i] = (uint8_t)nt, cfg.colsb[i] = 32;  // A: nt tokens x 32 bytes
+  for (int i = 6; i < 8; i++) cfg.rows[i] = 8, cfg.colsb[i] = 64;            // B: 8 x (16 rows x 4 bytes)
+  _tile_loadconfig(&cfg);
+  amx_rows = nt;
+}
+
+enum { AMX_RUN = 4 };  // blocks per run (one product per C tile)
+
+/// The packed tile (natural order) · NT tokens whose activation rows start at x0, xstride apart.
+/// Software-pipelined by runs of AMX_RUN blocks: the tile products of run r + 1 (four C tiles in
+/// turn, so that consecutive products do not wait on each other) are issued into one half of
+/// cb before the float steps of run r read the other half, so the tile unit and the vector
+/// units work at the same time.
+LK_AMX LK_INLINE void amx_tile(int wtype, int NT, const __m512i *pk, const float *dws, const float *cws,
+                               const uint8_t *x0, int64_t xstride, const float *dx, const xcorr *c, int ldc,
+                               int nkb, float *Y, int64_t ldy, int nr, int first) {
+  const int xbs = xbytes(wtype), xoff = xqs_off(wtype);
+  _Alignas(64) int32_t cb[2][AMX_RUN][16 * 16];
+  __m512 acc[NT];
+  for (int t = 0; t < NT; t++) acc[t] = _mm512_setzero_ps();
+#define AMX_STEP(C, A, B, j)                                                  \
+  if ((j) < n) {                                                              \
+    _tile_zero(C);                                                            \
+    _tile_loadd(A, x0 + (rb0 + (j)) * xbs + xoff, xstride);                   \
+    _tile_loadd(B, pk + 8 * (rb0 + (j)), 64);                                 \
+    _tile_dpbsud(C, A, B);                                                    \
+    _tile_stored(C, out[j], 64);                                              \
+  }
+#define AMX_RUN_AT(start)                                                     \
+  do {                                                                        \
+    const int rb0 = (start), n = nkb - rb0 < AMX_RUN ? nkb - rb0 : AMX_RUN;  \
+    int32_t(*out)[16 * 16] = cb[(rb0 / AMX_RUN) & 1];                         \
+    AMX_STEP(0, 4, 6, 0) AMX_STEP(1, 5, 7, 1) AMX_STEP(2, 4, 6, 2) AMX_STEP(3, 5, 7, 3) \
+  } while (0)
+  AMX_RUN_AT(0);
+  for (int b0 = 0; b0 < nkb; b0 += AMX_RUN) {
+    if (b0 + AMX_RUN < nkb) AMX_RUN_AT(b0 + AMX_RUN);
+    const int n = nkb - b0 < AMX_RUN ? nkb - b0 : AMX_RUN;
+    int32_t(*in)[16 * 16] = cb[(b0 / AMX_RUN) & 1];
+    for (int j = 0; j < n; j++) {
+      const int b = b0 + j;
+      const __m512 dw = _mm512_load_ps(dws + 16 * b), cw = wtype == LK_Q4_1 ? _mm512_load_ps(cws + 16 * b) : dw;
+      for (int t = 0; t < NT; t++)
+        acc[t] = block_step(wtype, acc[t], _mm512_load_si512(in[j] + 16 * t), dw, cw, dx + t * ldc + b, c + t * ldc + b);
+    }
+  }
+#undef AMX_RUN_AT
+#undef AMX_STEP
+  for (int t = 0; t < NT; t++) store16(Y + t * ldy, acc[t], nr, first);
+}
+
+#define AMX_INST(T, NT)                                                                                         \
+  static LK_AMX __attribute__((noinline)) void amx_##T##_##NT(                                                  \
+      const __m512i *pk, const float *dws, const float *cws, const uint8_t *x0, int64_t xstride, const float *dx, \
+      const xcorr *c, int ldc, int nkb, float *Y, int64_t ldy, int nr, int first) {                             \
+    amx_config(NT);                                                                                              \
+    amx_tile(LK_##T, NT, pk, dws, cws, x0, xstride, dx, c, ldc, nkb, Y, ldy, nr, first);                        \
+  }
+#define AMX_INST_T(T) AMX_INST(T, 16) AMX_INST(T, 8) AMX_INST(T, 4)
+AMX_INST_T(Q4_0)
+AMX_INST_T(Q4_1)
+AMX_INST_T(Q8_0)
+
+typedef void (*amx_tile_fn)(const __m512i *, const float *, const float *, const uint8_t *, int64_t, const float *,
+                            const xcorr *, int, int, float *, int64_t, int, int);
 
 typedef void (*mm_tile_fn)(const __m512i *, const float *, const float *, const uint8_t *const *, const float *,
                            const xcorr *, int, int, float *, int64_t, int, int);
 typedef void (*pack_fn)(const uint8_t *const[16], int, __m512i *, float *, float *, const uint8_t *, const uint8_t *);
 
-LK_AVX512 void lk_mm_q32_avx512(int wtype, float *Y, int64_t ldy, const void *W, const void *Xq, int64_t xstride,
-                                int64_t ntok, int64_t ncols, int64_t r0, int64_t r1) {
+/// amx: token groups of 16, 8 and 4 as tile multiplies (the tile packed in natural order), the
+/// rest of them through mm_tile.
+LK_AVX512 static void mm_q32(int wtype, int amx, float *Y, int64_t ldy, const void *W, const void *Xq, int64_t xstride,
+                             int64_t ntok, int64_t ncols, int64_t r0, int64_t r1) {
   if (ntok == 1) {  // the same arithmetic without the transposed copy
     lk_mv_q32_avx512(wtype, Y + r0, W, Xq, ncols, r0, r1);
     return;
   }
-  mm_tile_fn f[4];  // 8, 4, 2, 1 tokens
+  mm_tile_fn f[4];   // 8, 4, 2, 1 tokens (amx: only 2 and 1, in its order)
+  amx_tile_fn a[3];  // 16, 8, 4 tokens
   pack_fn pack;
-  if (wtype == LK_Q4_0) f[0] = mm_Q4_0_8, f[1] = mm_Q4_0_4, f[2] = mm_Q4_0_2, f[3] = mm_Q4_0_1, pack = pack_Q4_0;
-  else if (wtype == LK_Q4_1) f[0] = mm_Q4_1_8, f[1] = mm_Q4_1_4, f[2] = mm_Q4_1_2, f[3] = mm_Q4_1_1, pack = pack_Q4_1;
-  else f[0] = mm_Q8_0_8, f[1] = mm_Q8_0_4, f[2] = mm_Q8_0_2, f[3] = mm_Q8_0_1, pack = pack_Q8_0;
+  if (wtype == LK_Q4_0) {
+    f[0] = mm_Q4_0_08, f[1] = mm_Q4_0_04, f[2] = amx ? mm_Q4_0_12 : mm_Q4_0_02, f[3] = amx ? mm_Q4_0_11 : mm_Q4_0_01;
+    a[0] = amx_Q4_0_16, a[1] = amx_Q4_0_8, a[2] = amx_Q4_0_4, pack = amx ? pack_nat_Q4_0 : pack_Q4_0;
+  } else if (wtype == LK_Q4_1) {
+    f[0] = mm_Q4_1_08, f[1] = mm_Q4_1_04, f[2] = amx ? mm_Q4_1_12 : mm_Q4_1_02, f[3] = amx ? mm_Q4_1_11 : mm_Q4_1_01;
+    a[0] = amx_Q4_1_16, a[1] = amx_Q4_1_8, a[2] = amx_Q4_1_4, pack = amx ? pack_nat_Q4_1 : pack_Q4_1;
+  } else {
+    f[0] = mm_Q8_0_08, f[1] = mm_Q8_0_04, f[2] = amx ? mm_Q8_0_12 : mm_Q8_0_02, f[3] = amx ? mm_Q8_0_11 : mm_Q8_0_01;
+    a[0] = amx_Q8_0_16, a[1] = amx_Q8_0_8, a[2] = amx_Q8_0_4, pack = amx ? pack_nat_Q8_0 : pack_Q8_0;
+  }
   const int bs = wbytes(wtype), xbs = xbytes(wtype);
   const int64_t nb = ncols / QK, rb = nb * bs;
   _Alignas(64) __m512i pk[KC * 8];    // (block, 8) transposed tile
@@ -111,7 +231,16 @@ LK_AVX512 void lk_mm_q32_avx512(int wtype, float *Y, int64_t ldy, const void *W,
         }
         pack(w, nkb, pk, dws, cws, pf, pfend);
         const int nr = r1 - r < 16 ? (int)(r1 - r) : 16;
-        for (int t = 0; t < tt;) {
+        int t = 0;
+        if (amx) {
+          for (int left; (left = tt - t) >= 4; ) {
+            int g = left >= 16 ? 0 : left >= 8 ? 1 : 2;
+            a[g](pk, dws, cws, xr[t], xstride, dx + t * nkb, c + t * nkb, nkb, nkb, Y + (tb + t) * ldy + r, ldy, nr,
+                 kb0 == 0);
+            t += 16 >> g;
+          }
+        }
+        while (t < tt) {
           int left = tt - t, g = left >= 8 ? 0 : left >= 4 ? 1 : left >= 2 ? 2 : 3;
           f[g](pk, dws, cws, xr + t, dx + t * nkb, c + t * nkb, nkb, nkb, Y + (tb + t) * ldy + r, ldy, nr, kb0 == 0);
           t += 8 >> g;
@@ -119,6 +248,16 @@ LK_AVX512 void lk_mm_q32_avx512(int wtype, float *Y, int64_t ldy, const void *W,
       }
     }
   }
+}
+
+LK_AVX512 void lk_mm_q32_avx512(int wtype, float *Y, int64_t ldy, const void *W, const void *Xq, int64_t xstride,
+                                int64_t ntok, int64_t ncols, int64_t r0, int64_t r1) {
+  mm_q32(wtype, 0, Y, ldy, W, Xq, xstride, ntok, ncols, r0, r1);
+}
+
+LK_AVX512 void lk_mm_q32_amx(int wtype, float *Y, int64_t ldy, const void *W, const void *Xq, int64_t xstride,
+                             int64_t ntok, int64_t ncols, int64_t r0, int64_t r1) {
+  mm_q32(wtype, 1, Y, ldy, W, Xq, xstride, ntok, ncols, r0, r1);
 }
 
 #endif

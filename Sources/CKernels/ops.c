@@ -154,6 +154,7 @@ LK_AVX2 static void axpy_avx2(float *y, float a, const float *x, int64_t n) {
 void lk_rmsnorm(float *out, const float *x, const float *w, int64_t n, float eps) {
 #if LK_X86
   switch (lk_isa()) {
+  case LK_ISA_AMX:
   case LK_ISA_AVX512: rmsnorm_avx512(out, x, w, n, eps); return;
   case LK_ISA_AVX2: rmsnorm_avx2(out, x, w, n, eps); return;
   }
@@ -164,6 +165,7 @@ void lk_rmsnorm(float *out, const float *x, const float *w, int64_t n, float eps
 void lk_swiglu(float *out, const float *gate, const float *up, int64_t n) {
 #if LK_X86
   switch (lk_isa()) {
+  case LK_ISA_AMX:
   case LK_ISA_AVX512: swiglu_avx512(out, gate, up, n); return;
   case LK_ISA_AVX2: swiglu_avx2(out, gate, up, n); return;
   }
@@ -174,6 +176,7 @@ void lk_swiglu(float *out, const float *gate, const float *up, int64_t n) {
 float lk_dot_f32(const float *a, const float *b, int64_t n) {
 #if LK_X86
   switch (lk_isa()) {
+  case LK_ISA_AMX:
   case LK_ISA_AVX512: return dot_avx512(a, b, n);
   case LK_ISA_AVX2: return dot_avx2(a, b, n);
   }
@@ -184,6 +187,7 @@ float lk_dot_f32(const float *a, const float *b, int64_t n) {
 void lk_axpy_f32(float *y, float a, const float *x, int64_t n) {
 #if LK_X86
   switch (lk_isa()) {
+  case LK_ISA_AMX:
   case LK_ISA_AVX512: axpy_avx512(y, a, x, n); return;
   case LK_ISA_AVX2: axpy_avx2(y, a, x, n); return;
   }

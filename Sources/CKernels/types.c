@@ -2,11 +2,36 @@
 // that route each public kernel to its scalar / AVX2 / AVX-512 implementation.
 #include "internal.h"
 #include <stdlib.h>
+#if LK_X86 && defined(__linux__)
+#include <cpuid.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
 
 // ---- ISA ---------------------------------------------------------------------------------
 _Atomic int lk_isa_level = -1;
 _Thread_local int lk_isa_thread = -1;
 static _Atomic int lk_isa_best = -1;
+
+#if LK_X86
+/// AMX-TILE and AMX-INT8 in CPUID, their state enabled by the OS (XCR0 bits 17, 18), and this
+/// process allowed to use the tile data (Linux asks for it once: ARCH_REQ_XCOMP_PERM; without
+/// it the first tile instruction raises SIGILL).
+static int amx_usable(void) {
+#if defined(__linux__)
+  unsigned a, b, c, d;
+  if (!__get_cpuid_count(7, 0, &a, &b, &c, &d) || !(d & (1u << 24)) || !(d & (1u << 25))) return 0;
+  if (!__get_cpuid(1, &a, &b, &c, &d) || !(c & (1u << 27))) return 0;  // OSXSAVE: xgetbv is there
+  uint32_t lo, hi;
+  __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+  if ((lo & (3u << 17)) != (3u << 17)) return 0;
+  enum { ARCH_REQ_XCOMP_PERM = 0x1023, XFEATURE_XTILEDATA = 18 };
+  return syscall(SYS_arch_prctl, ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA) == 0;
+#else
+  return 0;
+#endif
+}
+#endif
 
 int lk_cpu_isa(void) {
   int best = atomic_load_explicit(&lk_isa_best, memory_order_relaxed);
@@ -19,7 +44,7 @@ int lk_cpu_isa(void) {
     if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
         __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
         __builtin_cpu_supports("avx512vnni"))
-      best = LK_ISA_AVX512;
+      best = amx_usable() ? LK_ISA_AMX : LK_ISA_AVX512;
   }
 #endif
   atomic_store_explicit(&lk_isa_best, best, memory_order_relaxed);
@@ -45,13 +70,14 @@ int lk_set_thread_isa(int isa) {
 }
 
 /// The first call picks the best level, or the one named by the LK_ISA environment variable
-/// (scalar, avx2, avx512) when set.
+/// (scalar, avx2, avx512, amx) when set.
 static int lk_init_isa(void) {
   int isa = lk_cpu_isa();
   const char *env = getenv("LK_ISA");
   if (env) {
     if (!strcmp(env, "scalar")) isa = LK_ISA_SCALAR;
     else if (!strcmp(env, "avx2")) isa = LK_ISA_AVX2;
+    else if (!strcmp(env, "avx512")) isa = LK_ISA_AVX512;
   }
   return lk_set_isa(isa);
 }
@@ -121,6 +147,7 @@ void lk_dequantize_row_ref(int type, const void *src, float *dst, int64_t n) { l
 void lk_dequantize_row(int type, const void *src, float *dst, int64_t n) {
   switch (isa_now()) {
 #if LK_X86
+  case LK_ISA_AMX:
   case LK_ISA_AVX512: lk_dequant_avx512(type, src, dst, n); return;
   case LK_ISA_AVX2: lk_dequant_avx2(type, src, dst, n); return;
 #endif
@@ -136,6 +163,7 @@ void lk_quantize_act(int wtype, const float *x, void *xq, int64_t n) {
   }
   switch (isa_now()) {
 #if LK_X86
+  case LK_ISA_AMX:
   case LK_ISA_AVX512: lk_quant_act_avx512(at, x, xq, n); return;
   case LK_ISA_AVX2: lk_quant_act_avx2(at, x, xq, n); return;
 #endif
@@ -147,6 +175,7 @@ void lk_matvec(int wtype, float *y, const void *W, const void *xq, int64_t ncols
   if (r1 <= r0) return;
   switch (isa_now()) {
 #if LK_X86
+  case LK_ISA_AMX:
   case LK_ISA_AVX512: lk_matvec_avx512(wtype, y, W, xq, ncols, r0, r1); return;
   case LK_ISA_AVX2: lk_matvec_avx2(wtype, y, W, xq, ncols, r0, r1); return;
 #endif
@@ -159,6 +188,13 @@ void lk_matmul(int wtype, float *Y, int64_t ldy, const void *W, const void *Xq, 
   if (r1 <= r0 || ntok <= 0) return;
   switch (isa_now()) {
 #if LK_X86
+  case LK_ISA_AMX:
+    if (wtype == LK_Q4_0 || wtype == LK_Q4_1 || wtype == LK_Q8_0) {
+      lk_mm_q32_amx(wtype, Y, ldy, W, Xq, xstride, ntok, ncols, r0, r1);
+      return;
+    }
+    lk_matmul_avx512(wtype, Y, ldy, W, Xq, xstride, ntok, ncols, r0, r1);
+    return;
   case LK_ISA_AVX512: lk_matmul_avx512(wtype, Y, ldy, W, Xq, xstride, ntok, ncols, r0, r1); return;
   case LK_ISA_AVX2: lk_matmul_avx2(wtype, Y, ldy, W, Xq, xstride, ntok, ncols, r0, r1); return;
 #endif

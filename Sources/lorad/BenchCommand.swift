@@ -217,6 +217,7 @@ struct BenchCommand: ParsableCommand {
 
 func isaName() -> String {
   switch CPUFeatures.isa {
+  case 3: return "amx"
   case 2: return "avx512"
   case 1: return "avx2"
   default: return "scalar"

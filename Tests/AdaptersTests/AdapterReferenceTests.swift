@@ -79,8 +79,12 @@ struct AdapterPerplexityFixture: Decodable {
         let g = try Perplexity.run(
           context: ctx, tokens: tokens, ctx: f.nCtx, bos: nil, adapters: AdapterMix(gguf, scale: scale)
         ).ppl
-        #expect(abs(p / want - 1) < 0.01, "\(name) PEFT scale \(scale): lorad \(p), llama.cpp \(want)")
-        #expect(abs(g / want - 1) < 0.01, "\(name) GGUF scale \(scale): lorad \(g), llama.cpp \(want)")
+        // Two chunks (1,024 tokens) through 8-bit activations: a last-bit difference in one
+        // float kernel moves this PPL by up to ~0.5% (rank4_qv at 0.5: 18.565 with the AVX2
+        // kernels, 18.470 with the AVX-512 ones; llama.cpp 18.660), so 1.5%. A wrong scale moves
+        // it by 15% or more.
+        #expect(abs(p / want - 1) < 0.015, "\(name) PEFT scale \(scale): lorad \(p), llama.cpp \(want)")
+        #expect(abs(g / want - 1) < 0.015, "\(name) GGUF scale \(scale): lorad \(g), llama.cpp \(want)")
         #expect(abs(p / g - 1) < 0.001, "\(name) scale \(scale): PEFT \(p) vs GGUF \(g)")
         print("adapter \(name) scale \(scale): PPL PEFT \(p), GGUF \(g), llama.cpp \(want)")
       }

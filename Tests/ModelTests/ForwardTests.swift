@@ -70,7 +70,10 @@ import Testing
     let b = Self.batched(half, Self.tokens)
     let c = Self.stepwise(exact, Self.tokens)
     let scale = c.flatMap { $0 }.map { abs($0) }.max()!
-    #expect(Self.maxDiff(a, b) <= 1e-4 * max(scale, 1), "stepwise vs batched: \(Self.maxDiff(a, b))")
+    // The two attention arithmetics differ in the last bits, and 8-bit activations now and then
+    // turn that into one quantization step (positions stay exactly equal, or one jumps: seen
+    // 0.3 at scale 54 with the AVX-512 kernels around the F16 one), so the F16-vs-F32 bound.
+    #expect(Self.maxDiff(a, b) <= 0.02 * max(scale, 1), "stepwise vs batched: \(Self.maxDiff(a, b))")
     // Halves keep 11 bits: keys and values move by ~5e-4 of their size.
     let d = Self.maxDiff(a, c)
     #expect(d > 0 && d <= 0.02 * max(scale, 1), "F16 vs F32 cache: \(d), scale \(scale)")

@@ -36,7 +36,7 @@ struct KType: CustomStringConvertible, Sendable {
 
 /// Every ISA level this CPU can run (scalar first).
 let kernelISAs: [Int32] = Array(0...lk_cpu_isa())
-let isaNames = ["scalar", "avx2", "avx512"]
+let isaNames = ["scalar", "avx2", "avx512", "amx"]
 
 /// Runs body once per ISA level with that level pinned for the calling thread (and the pool jobs
 /// it starts), then unpins. Only this thread's kernels change level: suites running in parallel

@@ -50,3 +50,48 @@ extension KernelISATests {
     }
   }
 }
+
+extension KernelISATests {
+  /// Q8_0 Bᵀ panels (lk_lora_pack_bt_q8) and their expand: every ISA against a Double reference
+  /// over the dequantized panels; the SIMD paths (AVX2, AVX-512, whose float operations per
+  /// element are the same) bit for bit equal to each other.
+  @Test(arguments: [1, 3, 6])
+  func loraQ8ExpandMatchesReferenceOnEveryISA(_ ntok: Int) {
+    let rank = 5, rows = 96, ldt = rank + 2, ldy = rows + 3
+    var g = SeededRNG(seed: 0x0E8 + UInt64(ntok))
+    func r(_ n: Int) -> [Float] { (0..<n).map { _ in Float(Int(g.next() % 2001) - 1000) / 1000 } }
+    let b = r(rows * rank)  // (rows, rank) row-major, as the learner holds B
+    var panels = [UInt8](repeating: 0, count: rows / 32 * rank * 34)
+    lk_lora_pack_bt_q8(b, Int64(rows), Int64(rank), &panels)
+    // Dequantized Bᵀ[k][c] from the panels: block (c / 32) · rank + k holds column c of rank k.
+    var btq = [Double](repeating: 0, count: rank * rows)
+    for c in 0..<rows {
+      for k in 0..<rank {
+        let o = ((c / 32) * rank + k) * 34
+        let d = Float(Float16(bitPattern: UInt16(panels[o]) | UInt16(panels[o + 1]) << 8))
+        btq[k * rows + c] = Double(d) * Double(Int8(bitPattern: panels[o + 2 + c % 32]))
+      }
+    }
+    let t = r(ntok * ldt), y0 = r(ntok * ldy), scale: Float = 0.7, c0 = 32, c1 = 96
+    var simd: [Float]? = nil
+    forEachISA { isa in
+      var y = y0
+      lk_lora_expand_q8(
+        &y, Int64(ldy), t, Int64(ldt), Int64(ntok), panels, Int64(rank), Int64(rows), Int64(c0), Int64(c1), scale)
+      var worst = 0.0
+      for i in 0..<ntok {
+        for c in 0..<ldy {
+          var want = Double(y0[i * ldy + c])
+          if c >= c0 && c < c1 {
+            want += Double(scale) * (0..<rank).reduce(0.0) { $0 + Double(t[i * ldt + $1]) * btq[$1 * rows + c] }
+          }
+          worst = max(worst, abs(Double(y[i * ldy + c]) - want))
+        }
+      }
+      #expect(worst < 1e-4, "q8 expand isa \(isa): \(worst)")
+      if isa >= LK_ISA_AVX2 {
+        if let s = simd { #expect(y == s, "q8 expand isa \(isa) differs from the other SIMD paths") } else { simd = y }
+      }
+    }
+  }
+}

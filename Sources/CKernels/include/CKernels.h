@@ -5,7 +5,8 @@
 // Activations are quantized per row to the partner type llama.cpp uses for the dot:
 //   Q4_0, Q8_0 -> Q8_0;  Q4_1 -> Q8_1;  Q4_K, Q6_K -> Q8_K;  F32/F16/BF16 -> F32 (no quantization).
 // Every kernel has an AVX-512 (VNNI where it pays), an AVX2 and a scalar path, chosen at run time
-// from CPUID; lk_set_isa() pins one for tests and benchmarks.
+// from CPUID; lk_set_isa() pins one for tests and benchmarks. The AMX level is AVX-512 plus AMX
+// tiles for the batched Q4_0 / Q4_1 / Q8_0 products (same results, bit for bit).
 // Nothing here allocates except lk_pool_create.
 #pragma once
 #include <stddef.h>
@@ -20,10 +21,12 @@ enum {
   LK_Q4_K = 12, LK_Q6_K = 14, LK_Q8_K = 15, LK_BF16 = 30
 };
 
-enum { LK_ISA_SCALAR = 0, LK_ISA_AVX2 = 1, LK_ISA_AVX512 = 2 };
+enum { LK_ISA_SCALAR = 0, LK_ISA_AVX2 = 1, LK_ISA_AVX512 = 2, LK_ISA_AMX = 3 };
 
-/// Best ISA level this CPU supports (LK_ISA_*). The level in force starts as this one, or as the
-/// one named by the environment variable LK_ISA ("scalar", "avx2", "avx512") if set.
+/// Best ISA level this CPU supports (LK_ISA_*); AMX counts only where the kernel lets this
+/// process use the tile registers (Linux: arch_prctl ARCH_REQ_XCOMP_PERM). The level in force
+/// starts as this one, or as the one named by the environment variable LK_ISA ("scalar", "avx2",
+/// "avx512", "amx") if set.
 int lk_cpu_isa(void);
 /// Pin the ISA level used by every kernel (clamped to what the CPU supports); returns the level in force.
 int lk_set_isa(int isa);

@@ -84,7 +84,6 @@ MM_INST_T(Q4_0)
 MM_INST_T(Q4_1)
 MM_INST_T(Q8_0)
 
-
 // ---- AMX ------------------------------------------------------------------------------------
 // One 32-element block of the packed tile for NT tokens is one tile multiply: A = the NT
 // tokens' activation bytes of the block (NT rows of 32 signed bytes, straight from the
@@ -100,7 +99,8 @@ typedef struct {
   uint8_t rows[16];
 } amx_cfg;
 
-/// The tile shape this thread has loaded (tokens per A / C tile), 0 if none.
+/// The tile shape this thread has loaded (tokens per A / C tile), 0 if none. Nothing else in
+/// lorad's threads touches the tile registers (OpenBLAS's sgemm does not), so it stays loaded.
 static _Thread_local int amx_rows;
 
 LK_AMX LK_INLINE void amx_config(int nt) {
@@ -233,8 +233,8 @@ LK_AVX512 static void mm_q32(int wtype, int amx, float *Y, int64_t ldy, const vo
         const int nr = r1 - r < 16 ? (int)(r1 - r) : 16;
         int t = 0;
         if (amx) {
-          for (int left; (left = tt - t) >= 4; ) {
-            int g = left >= 16 ? 0 : left >= 8 ? 1 : 2;
+          while (tt - t >= 4) {
+            const int left = tt - t, g = left >= 16 ? 0 : left >= 8 ? 1 : 2;
             a[g](pk, dws, cws, xr[t], xstride, dx + t * nkb, c + t * nkb, nkb, nkb, Y + (tb + t) * ldy + r, ldy, nr,
                  kb0 == 0);
             t += 16 >> g;

@@ -256,11 +256,12 @@ void lk_lora_expand_q8(float *y, int64_t ldy, const float *t, int64_t ldt, int64
                        int64_t rank, int64_t rows, int64_t c0, int64_t c1, float scale) {
   if (c1 <= c0 || ntok <= 0) return;
 #if LK_X86
-  if (lk_isa() >= LK_ISA_AVX512) {
+  const int isa = lk_isa();
+  if (isa >= LK_ISA_AVX512) {
     expand_q8_avx512(y, ldy, t, ldt, ntok, bt, rank, c0, c1, scale);
     return;
   }
-  if (lk_isa() >= LK_ISA_AVX2) {
+  if (isa >= LK_ISA_AVX2) {
     expand_q8_avx2(y, ldy, t, ldt, ntok, bt, rank, rows, c0, c1, scale);
     return;
   }

@@ -23,7 +23,9 @@ public final class KVCache: @unchecked Sendable {  // touched only by the comput
   /// Positions filled so far; the next token goes at `count`.
   public var count = 0
 
-  public init(layers: Int, capacity: Int, kvDim: Int, type: KVType = .f32) {
+  /// Made by `LlamaContext.makeCache`, whose scratch for F16 heads exists only when its caches
+  /// are F16.
+  init(layers: Int, capacity: Int, kvDim: Int, type: KVType = .f32) {
     self.layers = layers
     self.capacity = capacity
     self.kvDim = kvDim

@@ -93,7 +93,7 @@ public final class LlamaContext: @unchecked Sendable {  // owned by one compute 
     scores = buf(pool.threads * self.maxContext)
     let gemmRuns = self.maxBatch >= Self.gemmAttentionMinRows
     gemmScores = buf(gemmRuns ? pool.threads * Self.gemmAttentionChunk * self.maxContext : 1)
-    gemmKV = buf(gemmRuns ? pool.threads * 2 * self.maxContext * c.headDim : 1)
+    gemmKV = buf(gemmRuns && kvType == .f16 ? pool.threads * 2 * self.maxContext * c.headDim : 1)
     logits = buf(self.maxLogitRows * c.vocabSize)
   }
 

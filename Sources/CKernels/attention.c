@@ -37,35 +37,121 @@ static void attn_scalar(float *out, const float *q, const void *K, const void *V
 #if LK_X86
 enum { PF_ROWS = 8 };  // attention: rows of K / V asked for ahead of their use
 
-/// hd a multiple of 16, at most 256.
-LK_AVX512 static void attn_avx512(float *out, const float *q, const float *K, const float *V, int64_t ld,
-                                  int64_t len, int64_t hd, float scale, float *s) {
-  const int nv = (int)(hd / 16);
+/// exp(x) of 16 lanes, x <= 0: lk_exp_nonpositive's polynomial, the power of two by scalef.
+LK_AVX512 LK_INLINE __m512 exp512_nonpositive(__m512 x) {
+  x = _mm512_max_ps(x, _mm512_set1_ps(-87.0f));
+  const __m512 k = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m512 r = _mm512_fnmadd_ps(k, _mm512_set1_ps(0.693145751953125f), x);
+  r = _mm512_fnmadd_ps(k, _mm512_set1_ps(1.428606765330187045e-06f), r);
+  __m512 p = _mm512_set1_ps(1.0f / 720.0f);
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120.0f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24.0f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6.0f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+  return _mm512_scalef_ps(p, k);
+}
+
+/// Sums of 16 vectors in the lanes of one: lane 4k + g = the sum of a[4g + k].
+LK_AVX512 LK_INLINE __m512 hsum16x16(const __m512 a[16]) {
+  __m512 x[8], y[4], z[2];
+  for (int p = 0; p < 8; p++)  // lanes 0-7: a[2p]'s halves summed, 8-15: a[2p + 1]'s
+    x[p] = _mm512_add_ps(_mm512_shuffle_f32x4(a[2 * p], a[2 * p + 1], 0x44),
+                         _mm512_shuffle_f32x4(a[2 * p], a[2 * p + 1], 0xEE));
+  for (int p = 0; p < 4; p++)  // 128-bit lane k: 4 partial sums of the k-th of 4 vectors
+    y[p] = _mm512_add_ps(_mm512_shuffle_f32x4(x[2 * p], x[2 * p + 1], 0x88),
+                         _mm512_shuffle_f32x4(x[2 * p], x[2 * p + 1], 0xDD));
+  for (int p = 0; p < 2; p++)
+    z[p] = _mm512_add_ps(_mm512_shuffle_ps(y[2 * p], y[2 * p + 1], 0x44), _mm512_shuffle_ps(y[2 * p], y[2 * p + 1], 0xEE));
+  return _mm512_add_ps(_mm512_shuffle_ps(z[0], z[1], 0x88), _mm512_shuffle_ps(z[0], z[1], 0xDD));
+}
+
+/// hd = 16 · nv, at most 256; cache rows of floats, or halves (f16). Inlined with a constant nv.
+/// Scores 16 positions at a time (16 accumulators, summed across lanes in one shuffle tree),
+/// the exponentials 16 at a time, the values with two sets of accumulators (even and odd
+/// positions) so that the FMA chains do not wait on each other.
+LK_AVX512 LK_INLINE void attn_avx512_nv(float *out, const float *q, const void *Kp, const void *Vp, int64_t ld,
+                                        int64_t len, int nv, float scale, float *s, int f16) {
+  const float *K = Kp, *V = Vp;
+  const uint16_t *Kh = Kp, *Vh = Vp;
+#define KV_LD16(F, H, off) \
+  (f16 ? _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)((H) + (off)))) : _mm512_loadu_ps((F) + (off)))
   __m512 qv[16];
   for (int j = 0; j < nv; j++) qv[j] = _mm512_mul_ps(_mm512_loadu_ps(q + 16 * j), _mm512_set1_ps(scale));
-  float mx = -INFINITY;
-  for (int64_t t = 0; t < len; t++) {
-    const float *k = K + t * ld;
-    __m512 acc = _mm512_mul_ps(qv[0], _mm512_loadu_ps(k));
-    for (int j = 1; j < nv; j++) acc = _mm512_fmadd_ps(qv[j], _mm512_loadu_ps(k + 16 * j), acc);
-    const float d = _mm512_reduce_add_ps(acc);
-    s[t] = d;
-    mx = d > mx ? d : mx;
+  __m512 mx = _mm512_set1_ps(-INFINITY);
+  for (int64_t t0 = 0; t0 < len; t0 += 16) {
+    const int n = len - t0 < 16 ? (int)(len - t0) : 16;
+    // Slot i holds position t0 + 4 (i % 4) + i / 4 (hsum16x16's order); past the end: 0.
+    __m512 acc[16];
+    if (n == 16) {
+      const int64_t k0 = t0 * ld;
+#pragma clang loop unroll(full)
+      for (int i = 0; i < 16; i++) acc[i] = _mm512_mul_ps(qv[0], KV_LD16(K, Kh, k0 + (4 * (i % 4) + i / 4) * ld));
+      for (int j = 1; j < nv; j++)  // 16 independent chains
+#pragma clang loop unroll(full)
+        for (int i = 0; i < 16; i++)
+          acc[i] = _mm512_fmadd_ps(qv[j], KV_LD16(K, Kh, k0 + (4 * (i % 4) + i / 4) * ld + 16 * j), acc[i]);
+    } else {
+      for (int i = 0; i < 16; i++) {
+        const int p = 4 * (i % 4) + i / 4;
+        acc[i] = _mm512_setzero_ps();
+        if (p >= n) continue;
+        const int64_t k = (t0 + p) * ld;
+        for (int j = 0; j < nv; j++) acc[i] = _mm512_fmadd_ps(qv[j], KV_LD16(K, Kh, k + 16 * j), acc[i]);
+      }
+    }
+    const __mmask16 m = (__mmask16)((1u << n) - 1);
+    const __m512 d = hsum16x16(acc);
+    _mm512_mask_storeu_ps(s + t0, m, d);
+    mx = _mm512_mask_max_ps(mx, m, mx, d);
   }
-  float sum = 0;
-  for (int64_t t = 0; t < len; t++) {
-    s[t] = expf(s[t] - mx);
-    sum += s[t];
+  const __m512 mxv = _mm512_set1_ps(_mm512_reduce_max_ps(mx));
+  __m512 sum = _mm512_setzero_ps();
+  for (int64_t t0 = 0; t0 < len; t0 += 16) {
+    const int n = len - t0 < 16 ? (int)(len - t0) : 16;
+    const __mmask16 m = (__mmask16)((1u << n) - 1);
+    const __m512 e = exp512_nonpositive(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, s + t0), mxv));
+    _mm512_mask_storeu_ps(s + t0, m, e);
+    sum = _mm512_mask_add_ps(sum, m, sum, e);
   }
-  const float inv = 1.0f / sum;
-  __m512 o[16];
-  for (int j = 0; j < nv; j++) o[j] = _mm512_setzero_ps();
-  for (int64_t t = 0; t < len; t++) {
-    const __m512 p = _mm512_set1_ps(s[t] * inv);
-    const float *v = V + t * ld;
-    for (int j = 0; j < nv; j++) o[j] = _mm512_fmadd_ps(p, _mm512_loadu_ps(v + 16 * j), o[j]);
+  __m512 o0[16], o1[16];
+  for (int j = 0; j < nv; j++) o0[j] = o1[j] = _mm512_setzero_ps();
+  int64_t t = 0;
+  for (; t + 2 <= len; t += 2) {
+    const __m512 p0 = _mm512_set1_ps(s[t]), p1 = _mm512_set1_ps(s[t + 1]);
+    const int64_t v = t * ld;
+    for (int j = 0; j < nv; j++) {
+      o0[j] = _mm512_fmadd_ps(p0, KV_LD16(V, Vh, v + 16 * j), o0[j]);
+      o1[j] = _mm512_fmadd_ps(p1, KV_LD16(V, Vh, v + ld + 16 * j), o1[j]);
+    }
   }
-  for (int j = 0; j < nv; j++) _mm512_storeu_ps(out + 16 * j, o[j]);
+  if (t < len) {
+    const __m512 p0 = _mm512_set1_ps(s[t]);
+    for (int j = 0; j < nv; j++) o0[j] = _mm512_fmadd_ps(p0, KV_LD16(V, Vh, t * ld + 16 * j), o0[j]);
+  }
+  const __m512 inv = _mm512_set1_ps(1.0f / _mm512_reduce_add_ps(sum));  // normalized once, at the end
+  for (int j = 0; j < nv; j++) _mm512_storeu_ps(out + 16 * j, _mm512_mul_ps(_mm512_add_ps(o0[j], o1[j]), inv));
+#undef KV_LD16
+}
+#define ATTN_AVX512(NAME, NV, F16)                                                                               \
+  LK_AVX512 static void NAME(float *out, const float *q, const void *K, const void *V, int64_t ld, int64_t len, \
+                             float scale, float *s) {                                                            \
+    attn_avx512_nv(out, q, K, V, ld, len, NV, scale, s, F16);                                                    \
+  }
+ATTN_AVX512(attn_avx512_64, 4, 0)
+ATTN_AVX512(attn_avx512_128, 8, 0)
+ATTN_AVX512(attn_avx512_64h, 4, 1)
+ATTN_AVX512(attn_avx512_128h, 8, 1)
+
+/// hd a multiple of 16, at most 256; f16: halves in the cache.
+LK_AVX512 static void attn_avx512(float *out, const float *q, const void *K, const void *V, int64_t ld, int64_t len,
+                                  int64_t hd, float scale, float *s, int f16) {
+  if (hd == 64) (f16 ? attn_avx512_64h : attn_avx512_64)(out, q, K, V, ld, len, scale, s);
+  else if (hd == 128) (f16 ? attn_avx512_128h : attn_avx512_128)(out, q, K, V, ld, len, scale, s);
+  else if (f16) attn_avx512_nv(out, q, K, V, ld, len, (int)(hd / 16), scale, s, 1);
+  else attn_avx512_nv(out, q, K, V, ld, len, (int)(hd / 16), scale, s, 0);
 }
 
 LK_AVX2 static inline float hsum256(__m256 v) {
@@ -176,7 +262,7 @@ void lk_attention_head(float *out, const float *q, const float *K, const float *
 #if LK_X86
   const int isa = lk_isa();
   if (isa >= LK_ISA_AVX512 && hd % 16 == 0 && hd <= 256) {
-    attn_avx512(out, q, K, V, ld, len, hd, scale, scores);
+    attn_avx512(out, q, K, V, ld, len, hd, scale, scores, 0);
     return;
   }
   if (isa >= LK_ISA_AVX2 && hd % 8 == 0 && hd <= 256) {
@@ -190,8 +276,12 @@ void lk_attention_head(float *out, const float *q, const float *K, const float *
 void lk_attention_head_f16(float *out, const float *q, const uint16_t *K, const uint16_t *V, int64_t ld, int64_t len,
                            int64_t hd, float scale, float *scores) {
 #if LK_X86
-  // The AVX2 kernel is also the AVX-512 machines' (F16C conversions on the loads).
-  if (lk_isa() >= LK_ISA_AVX2 && hd % 8 == 0 && hd <= 256) {
+  const int isa = lk_isa();
+  if (isa >= LK_ISA_AVX512 && hd % 16 == 0 && hd <= 256) {
+    attn_avx512(out, q, K, V, ld, len, hd, scale, scores, 1);
+    return;
+  }
+  if (isa >= LK_ISA_AVX2 && hd % 8 == 0 && hd <= 256) {
     attn_avx2(out, q, K, V, ld, len, hd, scale, scores, 1);
     return;
   }

@@ -28,7 +28,7 @@ extension KernelISATests {
 
   /// Each kernel (float cache, and the F16 cache's against the halves' values, what that cache
   /// holds) against the reference, on every ISA path.
-  @Test(arguments: [1, 7, 300], [false, true])
+  @Test(arguments: [1, 7, 16, 33, 300], [false, true])
   func attentionHeadMatchesReference(_ len: Int, _ halves: Bool) {
     forEachISA { isa in
       for hd in [64, 128, 24] {

@@ -219,9 +219,21 @@ extension Scheduler {
       promptTokens += n
     }
     context.forward(batch)
+    // The arithmetic of every logit row (its log-normaliser, its sampled token) is independent
+    // of the others': on the pool, while the bookkeeping below stays on this thread.
+    let seqs = logitSequences, ctx = context, picks = self.picks
+    let vocab = Int64(model.model.config.vocabSize)
+    ctx.pool.parallelFor(seqs.count) { r in
+      for i in r {
+        let logits = ctx.logits(row: i)
+        let lse = lk_logsumexp(logits, vocab)
+        let (tok, logit) = seqs[i].sampler.pick(logits)
+        picks[i] = (tok, logit - lse)
+      }
+    }
     var generated = 0
-    for (i, s) in logitSequences.enumerated() {
-      if consume(s, logits: context.logits(row: i)) { generated += 1 }
+    for (i, s) in seqs.enumerated() {
+      if consume(s, token: picks[i].token, logprob: picks[i].logprob) { generated += 1 }
     }
     let finished = live.filter { $0.done }
     for s in finished { finish(s, s.finishReason) }
@@ -234,17 +246,10 @@ extension Scheduler {
     lock.unlock()
   }
 
-  /// Samples the next token of `s` from its logits row; returns whether a token was produced.
-  /// Marks the sequence done (end of generation, a stop string, or its limit).
-  private func consume(_ s: LiveSequence, logits: UnsafeMutablePointer<Float>) -> Bool {
-    let vocab = model.model.config.vocabSize
-    let lse = lk_logsumexp(logits, Int64(vocab))
-    var raw = UnsafePointer(logits)
-    if s.sampler.options.repeatPenalty != 1 {
-      rawLogits.update(from: logits, count: vocab)
-      raw = UnsafePointer(rawLogits)
-    }
-    let tok = s.sampler.sample(logits)
+  /// Takes `tok`, sampled for `s` (`logprob`: its log-probability before any penalty); returns
+  /// whether a token was produced. Marks the sequence done (end of generation, a stop string, or
+  /// its limit).
+  private func consume(_ s: LiveSequence, token tok: Int32, logprob: Float) -> Bool {
     let now = DispatchTime.now().uptimeNanoseconds
     if s.firstTokenNanos == nil { s.firstTokenNanos = now }
     if model.tokenizer.isEndOfGeneration(tok) {
@@ -252,7 +257,7 @@ extension Scheduler {
       return false
     }
     s.tokens.append(tok)
-    s.logprobs.append(raw[Int(tok)] - lse)
+    s.logprobs.append(logprob)
     s.sampler.accept(tok)
     let piece = s.decoder.push(tok)
     if !piece.isEmpty {

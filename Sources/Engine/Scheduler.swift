@@ -71,7 +71,8 @@ public final class Scheduler: @unchecked Sendable {  // shared fields under `loc
   var freeCaches: [KVCache] = []
   /// Adapter mixes in use, shared by the sequences of the same adapters and scales.
   var mixes: [String: (mix: AdapterMix, users: Int)] = [:]
-  let rawLogits: UnsafeMutablePointer<Float>  // (vocab) a copy before the repetition penalty
+  /// Per logit row of a step: the sampled token and its log-probability.
+  let picks: UnsafeMutablePointer<(token: Int32, logprob: Float)>
   var local = EngineStats()
 
   /// Builds the compute context (activation buffers for `maxBatchRows`); `start()` begins serving.
@@ -89,12 +90,12 @@ public final class Scheduler: @unchecked Sendable {  // shared fields under `loc
       maxContext: configuration.contextLength, maxLogitRows: configuration.maxSequences,
       kvType: configuration.kvType)
     batch = Batch(capacity: context.maxBatch)
-    rawLogits = .allocate(capacity: model.model.config.vocabSize)
+    picks = .allocate(capacity: configuration.maxSequences)
     var g = SystemRandomNumberGenerator()
     idPrefix = String(UInt32(Date().timeIntervalSince1970), radix: 16) + String(g.next() & 0xFFFFFF, radix: 16)
   }
 
-  deinit { rawLogits.deallocate() }
+  deinit { picks.deallocate() }
 
   /// Starts the compute thread.
   public func start() {

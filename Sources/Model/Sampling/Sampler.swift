@@ -7,6 +7,7 @@ public final class Sampler {
   private let ids: UnsafeMutablePointer<Int32>  // (vocab) candidate token ids
   private let probs: UnsafeMutablePointer<Float>  // (vocab) candidate logits, then probabilities
   private var recent: [Int32] = []  // last repeatLastN tokens, oldest first
+  private var unpenalized: [Float] = []  // logits of `recent` before the penalty, during `pick`
   public let vocabSize: Int
 
   public init(vocabSize: Int, options: SamplingOptions) {
@@ -16,6 +17,7 @@ public final class Sampler {
     ids = .allocate(capacity: vocabSize)
     probs = .allocate(capacity: vocabSize)
     recent.reserveCapacity(max(options.repeatLastN, 1))
+    unpenalized.reserveCapacity(max(options.repeatLastN, 1))
   }
 
   deinit {
@@ -42,15 +44,30 @@ public final class Sampler {
   }
 
   /// Picks the next token from `logits` (vocab floats; the penalty is applied in place).
-  public func sample(_ logits: UnsafeMutablePointer<Float>) -> Int32 {
+  public func sample(_ logits: UnsafeMutablePointer<Float>) -> Int32 { pick(logits).token }
+
+  /// `sample`, also returning the chosen token's logit as it was before the repetition penalty.
+  public func pick(_ logits: UnsafeMutablePointer<Float>) -> (token: Int32, logit: Float) {
+    let o = options
+    guard o.repeatPenalty != 1, !recent.isEmpty else {
+      let t = choose(logits)
+      return (t, logits[Int(t)])
+    }
+    unpenalized.removeAll(keepingCapacity: true)
+    for t in recent { unpenalized.append(logits[Int(t)]) }
+    for t in recent {
+      let i = Int(t)
+      logits[i] = logits[i] > 0 ? logits[i] / o.repeatPenalty : logits[i] * o.repeatPenalty
+    }
+    let t = choose(logits)
+    if let j = recent.firstIndex(of: t) { return (t, unpenalized[j]) }
+    return (t, logits[Int(t)])
+  }
+
+  /// The token chosen from `logits` as they are (any penalty already applied).
+  private func choose(_ logits: UnsafeMutablePointer<Float>) -> Int32 {
     let o = options
     let n = vocabSize
-    if o.repeatPenalty != 1 {
-      for t in recent {
-        let i = Int(t)
-        logits[i] = logits[i] > 0 ? logits[i] / o.repeatPenalty : logits[i] * o.repeatPenalty
-      }
-    }
     if o.temperature <= 0 { return Self.argmax(logits, n) }
 
     // Candidates: the top-k (or all) by logit, sorted descending.

@@ -135,24 +135,27 @@ LK_AVX512 LK_INLINE void attn_avx512_nv(float *out, const float *q, const void *
   for (int j = 0; j < nv; j++) _mm512_storeu_ps(out + 16 * j, _mm512_mul_ps(_mm512_add_ps(o0[j], o1[j]), inv));
 #undef KV_LD16
 }
-#define ATTN_AVX512(NAME, NV, F16)                                                                               \
-  LK_AVX512 static void NAME(float *out, const float *q, const void *K, const void *V, int64_t ld, int64_t len, \
-                             float scale, float *s) {                                                            \
-    attn_avx512_nv(out, q, K, V, ld, len, NV, scale, s, F16);                                                    \
-  }
-ATTN_AVX512(attn_avx512_64, 4, 0)
-ATTN_AVX512(attn_avx512_128, 8, 0)
-ATTN_AVX512(attn_avx512_64h, 4, 1)
-ATTN_AVX512(attn_avx512_128h, 8, 1)
 
-/// hd a multiple of 16, at most 256; f16: halves in the cache.
-LK_AVX512 static void attn_avx512(float *out, const float *q, const void *K, const void *V, int64_t ld, int64_t len,
-                                  int64_t hd, float scale, float *s, int f16) {
-  if (hd == 64) (f16 ? attn_avx512_64h : attn_avx512_64)(out, q, K, V, ld, len, scale, s);
-  else if (hd == 128) (f16 ? attn_avx512_128h : attn_avx512_128)(out, q, K, V, ld, len, scale, s);
-  else if (f16) attn_avx512_nv(out, q, K, V, ld, len, (int)(hd / 16), scale, s, 1);
-  else attn_avx512_nv(out, q, K, V, ld, len, (int)(hd / 16), scale, s, 0);
-}
+/// NAME: the kernel NAME##_nv (TARGET, LANES floats a vector) for hd a multiple of LANES, at most
+/// 256, through instances with a constant nv for the usual head sizes 64 and 128 (h: halves).
+#define ATTN_KERNELS(TARGET, NAME, LANES)                                                                       \
+  ATTN_INST(TARGET, NAME, NAME##_64, 64 / LANES, 0)                                                            \
+  ATTN_INST(TARGET, NAME, NAME##_128, 128 / LANES, 0)                                                          \
+  ATTN_INST(TARGET, NAME, NAME##_64h, 64 / LANES, 1)                                                           \
+  ATTN_INST(TARGET, NAME, NAME##_128h, 128 / LANES, 1)                                                         \
+  TARGET static void NAME(float *out, const float *q, const void *K, const void *V, int64_t ld, int64_t len,   \
+                          int64_t hd, float scale, float *s, int f16) {                                        \
+    if (hd == 64) (f16 ? NAME##_64h : NAME##_64)(out, q, K, V, ld, len, scale, s);                             \
+    else if (hd == 128) (f16 ? NAME##_128h : NAME##_128)(out, q, K, V, ld, len, scale, s);                     \
+    else if (f16) NAME##_nv(out, q, K, V, ld, len, (int)(hd / LANES), scale, s, 1);                            \
+    else NAME##_nv(out, q, K, V, ld, len, (int)(hd / LANES), scale, s, 0);                                     \
+  }
+#define ATTN_INST(TARGET, NAME, INST, NV, F16)                                                                   \
+  TARGET static void INST(float *out, const float *q, const void *K, const void *V, int64_t ld, int64_t len,   \
+                          float scale, float *s) {                                                             \
+    NAME##_nv(out, q, K, V, ld, len, NV, scale, s, F16);                                                       \
+  }
+ATTN_KERNELS(LK_AVX512, attn_avx512, 16)
 
 LK_AVX2 static inline float hsum256(__m256 v) {
   __m128 x = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
@@ -237,54 +240,32 @@ LK_AVX2 LK_INLINE void attn_avx2_nv(float *out, const float *q, const void *Kp, 
 #undef KV_LD8
 #undef KV_ADDR
 }
-#define ATTN_AVX2(NAME, NV, F16)                                                                             \
-  LK_AVX2 static void NAME(float *out, const float *q, const void *K, const void *V, int64_t ld, int64_t len, \
-                           float scale, float *s) {                                                           \
-    attn_avx2_nv(out, q, K, V, ld, len, NV, scale, s, F16);                                                   \
-  }
-ATTN_AVX2(attn_avx2_64, 8, 0)
-ATTN_AVX2(attn_avx2_128, 16, 0)
-ATTN_AVX2(attn_avx2_64h, 8, 1)
-ATTN_AVX2(attn_avx2_128h, 16, 1)
-
-/// hd a multiple of 8, at most 256; f16: halves in the cache.
-LK_AVX2 static void attn_avx2(float *out, const float *q, const void *K, const void *V, int64_t ld, int64_t len,
-                              int64_t hd, float scale, float *s, int f16) {
-  if (hd == 64) (f16 ? attn_avx2_64h : attn_avx2_64)(out, q, K, V, ld, len, scale, s);
-  else if (hd == 128) (f16 ? attn_avx2_128h : attn_avx2_128)(out, q, K, V, ld, len, scale, s);
-  else if (f16) attn_avx2_nv(out, q, K, V, ld, len, (int)(hd / 8), scale, s, 1);
-  else attn_avx2_nv(out, q, K, V, ld, len, (int)(hd / 8), scale, s, 0);
-}
+ATTN_KERNELS(LK_AVX2, attn_avx2, 8)
 #endif
 
-void lk_attention_head(float *out, const float *q, const float *K, const float *V, int64_t ld, int64_t len,
-                       int64_t hd, float scale, float *scores) {
+/// The best kernel of the ISA level for the head size; f16: halves in the cache.
+static void attn_head(float *out, const float *q, const void *K, const void *V, int64_t ld, int64_t len, int64_t hd,
+                      float scale, float *scores, int f16) {
 #if LK_X86
   const int isa = lk_isa();
   if (isa >= LK_ISA_AVX512 && hd % 16 == 0 && hd <= 256) {
-    attn_avx512(out, q, K, V, ld, len, hd, scale, scores, 0);
+    attn_avx512(out, q, K, V, ld, len, hd, scale, scores, f16);
     return;
   }
   if (isa >= LK_ISA_AVX2 && hd % 8 == 0 && hd <= 256) {
-    attn_avx2(out, q, K, V, ld, len, hd, scale, scores, 0);
+    attn_avx2(out, q, K, V, ld, len, hd, scale, scores, f16);
     return;
   }
 #endif
-  attn_scalar(out, q, K, V, ld, len, hd, scale, scores, 0);
+  attn_scalar(out, q, K, V, ld, len, hd, scale, scores, f16);
+}
+
+void lk_attention_head(float *out, const float *q, const float *K, const float *V, int64_t ld, int64_t len,
+                       int64_t hd, float scale, float *scores) {
+  attn_head(out, q, K, V, ld, len, hd, scale, scores, 0);
 }
 
 void lk_attention_head_f16(float *out, const float *q, const uint16_t *K, const uint16_t *V, int64_t ld, int64_t len,
                            int64_t hd, float scale, float *scores) {
-#if LK_X86
-  const int isa = lk_isa();
-  if (isa >= LK_ISA_AVX512 && hd % 16 == 0 && hd <= 256) {
-    attn_avx512(out, q, K, V, ld, len, hd, scale, scores, 1);
-    return;
-  }
-  if (isa >= LK_ISA_AVX2 && hd % 8 == 0 && hd <= 256) {
-    attn_avx2(out, q, K, V, ld, len, hd, scale, scores, 1);
-    return;
-  }
-#endif
-  attn_scalar(out, q, K, V, ld, len, hd, scale, scores, 1);
+  attn_head(out, q, K, V, ld, len, hd, scale, scores, 1);
 }

@@ -5,33 +5,37 @@
 
 #if LK_X86
 
-/// Transposes blocks [0, nkb) of the 16 rows into pk (8 vectors per block) and their scales
-/// into dws / cws (16 floats per block).
+/// Transposes blocks [b4, b4 + nb) (nb <= 4) of the 16 rows into pk (8 vectors per block) and
+/// their scales into dws / cws (16 floats per block), each from its start.
 /// natural: the AMX order instead, vector k of a block holding elements 4k..4k+3 of every row
 /// (the B tile of a 32-element step: row k pairs with activation bytes 4k..4k+3).
+LK_AVX512 LK_INLINE void pack_run(int wtype, int natural, const uint8_t *const w[16], int b4, int nb, __m512i *pk,
+                                  float *dws, float *cws, lk_pfspread *pfs) {
+  __m512 dw[4], cw[4];
+  scales16(wtype, w, b4, nb, dw, cw);
+  for (int k = 0; k < nb; k++) {
+    pf_step(wtype, pfs);
+    _mm512_store_ps(dws + 16 * k, dw[k]);
+    if (wtype == LK_Q4_1) _mm512_store_ps(cws + 16 * k, cw[k]);
+    if (natural) {
+      __m512i v[8];
+      tile16(wtype, w, b4 + k, v);
+      for (int g = 0; g < 4; g++) {  // v[2g]: elements 4g.., v[2g + 1]: 16 + 4g..
+        _mm512_store_si512(pk + 8 * k + g, v[2 * g]);
+        _mm512_store_si512(pk + 8 * k + 4 + g, v[2 * g + 1]);
+      }
+    } else {
+      tile16(wtype, w, b4 + k, pk + 8 * k);
+    }
+  }
+}
+
+/// Blocks [0, nkb) of the 16 rows, packed as pack_run does, four at a time.
 LK_AVX512 LK_INLINE void pack_tile(int wtype, int natural, const uint8_t *const w[16], int nkb, __m512i *pk,
                                    float *dws, float *cws, const uint8_t *pf, const uint8_t *pfend) {
   lk_pfspread pfs = pf_spread(wtype, pf, pfend, nkb);
-  for (int b4 = 0; b4 < nkb; b4 += 4) {
-    int nb = nkb - b4 < 4 ? nkb - b4 : 4;
-    __m512 dw[4], cw[4];
-    scales16(wtype, w, b4, nb, dw, cw);
-    for (int k = 0; k < nb; k++) {
-      pf_step(wtype, &pfs);
-      _mm512_store_ps(dws + 16 * (b4 + k), dw[k]);
-      if (wtype == LK_Q4_1) _mm512_store_ps(cws + 16 * (b4 + k), cw[k]);
-      if (natural) {
-        __m512i v[8];
-        tile16(wtype, w, b4 + k, v);
-        for (int g = 0; g < 4; g++) {  // v[2g]: elements 4g.., v[2g + 1]: 16 + 4g..
-          _mm512_store_si512(pk + 8 * (b4 + k) + g, v[2 * g]);
-          _mm512_store_si512(pk + 8 * (b4 + k) + 4 + g, v[2 * g + 1]);
-        }
-      } else {
-        tile16(wtype, w, b4 + k, pk + 8 * (b4 + k));
-      }
-    }
-  }
+  for (int b4 = 0; b4 < nkb; b4 += 4)
+    pack_run(wtype, natural, w, b4, nkb - b4 < 4 ? nkb - b4 : 4, pk + 8 * b4, dws + 16 * b4, cws + 16 * b4, &pfs);
 }
 
 #define PACK_INST(T)                                                                                           \
@@ -78,15 +82,18 @@ LK_AVX512 LK_INLINE void mm_tile(int wtype, int natural, int NT, const __m512i *
     mm_tile(LK_##T, NAT, NT, pk, dws, cws, xr, dx, c, ldc, nkb, acc);                                          \
     for (int t = 0; t < NT; t++) store16(Y + t * ldy, acc[t], nr, first);                                      \
   }
-// mm_T_0NT: VNNI order, NT tokens; mm_T_1NT: the AMX order (the 1-3 tokens left after the tiles)
-#define MM_INST_T(T) MM_INST(T, 0, 8) MM_INST(T, 0, 4) MM_INST(T, 0, 2) MM_INST(T, 0, 1) MM_INST(T, 1, 2) MM_INST(T, 1, 1)
+// mm_T_0NT: VNNI order, NT tokens; mm_T_1NT: the AMX order (the 1-5 tokens a chunk has left after
+// its tile groups)
+#define MM_INST_T(T)                                                                                           \
+  MM_INST(T, 0, 8) MM_INST(T, 0, 4) MM_INST(T, 0, 2) MM_INST(T, 0, 1) MM_INST(T, 1, 4) MM_INST(T, 1, 2)         \
+  MM_INST(T, 1, 1)
 MM_INST_T(Q4_0)
 MM_INST_T(Q4_1)
 MM_INST_T(Q8_0)
 
 // ---- AMX ------------------------------------------------------------------------------------
-// One 32-element block of the packed tile for NT tokens is one tile multiply: A = the NT
-// tokens' activation bytes of the block (NT rows of 32 signed bytes, straight from the
+// One 32-element block of a 16-row tile for nt <= 16 tokens is one tile multiply: A = the nt
+// tokens' activation bytes of the block (nt rows of 32 signed bytes, straight from the
 // activation rows), B = the block's 8 natural-order vectors (8 rows of 16 weight rows x 4
 // unsigned bytes), C = the int32 block dots, token t in row t with the weight rows in the
 // VNNI tile's lane order. TDPBSUD gives exactly the integers vpdpbusd gives, and C's rows then
@@ -115,92 +122,147 @@ LK_AMX LK_INLINE void amx_config(int nt) {
   amx_rows = nt;
 }
 
-enum { AMX_RUN = 4 };  // blocks per run (one product per C tile)
+enum { AMX_RUN = 4 };  // blocks per run (one product per C tile); pack_run packs at most 4
+// Fewer tokens than this take the VNNI kernels: a tile multiply costs the same for 1 token as
+// for 16, and below 6 the VNNI products were cheaper (bench/kernels.c-style runs, 2026-12-05:
+// 5 tokens 7.8 ms both, 6 tokens 7.6-7.9 AMX vs 9.0-9.4 VNNI for the model's matrices).
+enum { AMX_MIN_TOKENS = 6 };
 
-/// The packed tile (natural order) · NT tokens whose activation rows start at x0, xstride apart.
-/// Software-pipelined by runs of AMX_RUN blocks: the tile products of run r + 1 (four C tiles in
-/// turn, so that consecutive products do not wait on each other) are issued into one half of
-/// cb before the float steps of run r read the other half, so the tile unit and the vector
-/// units work at the same time.
-LK_AMX LK_INLINE void amx_tile(int wtype, int NT, const __m512i *pk, const float *dws, const float *cws,
-                               const uint8_t *x0, int64_t xstride, const float *dx, const xcorr *c, int ldc,
-                               int nkb, float *Y, int64_t ldy, int nr, int first) {
-  const int xbs = xbytes(wtype), xoff = xqs_off(wtype);
-  _Alignas(64) int32_t cb[2][AMX_RUN][16 * 16];
-  __m512 acc[NT];
-  for (int t = 0; t < NT; t++) acc[t] = _mm512_setzero_ps();
-#define AMX_STEP(C, A, B, j)                                                  \
-  if ((j) < n) {                                                              \
-    _tile_zero(C);                                                            \
-    _tile_loadd(A, x0 + (rb0 + (j)) * xbs + xoff, xstride);                   \
-    _tile_loadd(B, pk + 8 * (rb0 + (j)), 64);                                 \
-    _tile_dpbsud(C, A, B);                                                    \
-    _tile_stored(C, out[j], 64);                                              \
+/// The tile products of blocks [b0, b0 + n) (n <= AMX_RUN), the block's packed vectors at
+/// pk + 8 (b - b0), into out[b - b0]; four C tiles in turn, so that consecutive products do not
+/// wait on each other.
+LK_AMX LK_INLINE void amx_run(const __m512i *pk, const uint8_t *x0, int64_t xstride, int xbs, int b0, int n,
+                              int32_t (*out)[16 * 16]) {
+#define AMX_STEP(C, A, B, j)                                \
+  if ((j) < n) {                                            \
+    _tile_zero(C);                                          \
+    _tile_loadd(A, x0 + (int64_t)(b0 + (j)) * xbs, xstride); \
+    _tile_loadd(B, pk + 8 * (j), 64);                       \
+    _tile_dpbsud(C, A, B);                                  \
+    _tile_stored(C, out[j], 64);                            \
   }
-#define AMX_RUN_AT(start)                                                     \
-  do {                                                                        \
-    const int rb0 = (start), n = nkb - rb0 < AMX_RUN ? nkb - rb0 : AMX_RUN;  \
-    int32_t(*out)[16 * 16] = cb[(rb0 / AMX_RUN) & 1];                         \
-    AMX_STEP(0, 4, 6, 0) AMX_STEP(1, 5, 7, 1) AMX_STEP(2, 4, 6, 2) AMX_STEP(3, 5, 7, 3) \
-  } while (0)
-  AMX_RUN_AT(0);
-  for (int b0 = 0; b0 < nkb; b0 += AMX_RUN) {
-    if (b0 + AMX_RUN < nkb) AMX_RUN_AT(b0 + AMX_RUN);
-    const int n = nkb - b0 < AMX_RUN ? nkb - b0 : AMX_RUN;
-    int32_t(*in)[16 * 16] = cb[(b0 / AMX_RUN) & 1];
-    for (int j = 0; j < n; j++) {
-      const int b = b0 + j;
-      const __m512 dw = _mm512_load_ps(dws + 16 * b), cw = wtype == LK_Q4_1 ? _mm512_load_ps(cws + 16 * b) : dw;
-      for (int t = 0; t < NT; t++)
-        acc[t] = block_step(wtype, acc[t], _mm512_load_si512(in[j] + 16 * t), dw, cw, dx + t * ldc + b, c + t * ldc + b);
-    }
-  }
-#undef AMX_RUN_AT
+  AMX_STEP(0, 4, 6, 0) AMX_STEP(1, 5, 7, 1) AMX_STEP(2, 4, 6, 2) AMX_STEP(3, 5, 7, 3)
 #undef AMX_STEP
-  for (int t = 0; t < NT; t++) store16(Y + t * ldy, acc[t], nr, first);
 }
 
-#define AMX_INST(T, NT)                                                                                         \
-  static LK_AMX __attribute__((noinline)) void amx_##T##_##NT(                                                  \
-      const __m512i *pk, const float *dws, const float *cws, const uint8_t *x0, int64_t xstride, const float *dx, \
-      const xcorr *c, int ldc, int nkb, float *Y, int64_t ldy, int nr, int first) {                             \
-    amx_config(NT);                                                                                              \
-    amx_tile(LK_##T, NT, pk, dws, cws, x0, xstride, dx, c, ldc, nkb, Y, ldy, nr, first);                        \
+/// The float steps of blocks [b0, b0 + n) for tokens [0, nt): their int32 dots in in[b - b0],
+/// the weight coefficients at dws / cws + 16 (b - b0).
+LK_AMX LK_INLINE void amx_floats(int wtype, int nt, int32_t (*in)[16 * 16], const float *dws, const float *cws,
+                                 const float *dx, const xcorr *c, int ldc, int b0, int n, __m512 acc[16]) {
+  for (int j = 0; j < n; j++) {
+    const int b = b0 + j;
+    const __m512 dw = _mm512_load_ps(dws + 16 * j), cw = wtype == LK_Q4_1 ? _mm512_load_ps(cws + 16 * j) : dw;
+    for (int t = 0; t < 16; t++)  // unrolled with acc in registers; tokens past nt skipped
+      if (t < nt)
+        acc[t] = block_step(wtype, acc[t], _mm512_load_si512(in[j] + 16 * t), dw, cw, dx + t * ldc + b, c + t * ldc + b);
   }
-#define AMX_INST_T(T) AMX_INST(T, 16) AMX_INST(T, 8) AMX_INST(T, 4)
-AMX_INST_T(Q4_0)
-AMX_INST_T(Q4_1)
-AMX_INST_T(Q8_0)
+}
+
+/// The packed tile (natural order) · 16 tokens whose activation bytes start at x0 (the first
+/// block's qs), xstride apart; the results of tokens [t0, 16) stored (a chunk's last group
+/// overlaps the one before it rather than change the tile shape). Software-pipelined by runs of AMX_RUN blocks: the tile
+/// products of run r + 1 are issued into one half of cb before the float steps of run r read
+/// the other half, so the tile unit and the vector units work at the same time.
+LK_AMX LK_INLINE void amx_tile(int wtype, int t0, const __m512i *pk, const float *dws, const float *cws,
+                               const uint8_t *x0, int64_t xstride, const float *dx, const xcorr *c, int ldc,
+                               int nkb, float *Y, int64_t ldy, int nr, int first) {
+  const int xbs = xbytes(wtype);
+  _Alignas(64) int32_t cb[2][AMX_RUN][16 * 16];
+  __m512 acc[16];
+  for (int t = 0; t < 16; t++) acc[t] = _mm512_setzero_ps();
+  amx_run(pk, x0, xstride, xbs, 0, nkb < AMX_RUN ? nkb : AMX_RUN, cb[0]);
+  for (int b0 = 0, h = 0; b0 < nkb; b0 += AMX_RUN, h ^= 1) {
+    const int b1 = b0 + AMX_RUN;
+    if (b1 < nkb) amx_run(pk + 8 * b1, x0, xstride, xbs, b1, nkb - b1 < AMX_RUN ? nkb - b1 : AMX_RUN, cb[h ^ 1]);
+    amx_floats(wtype, 16, cb[h], dws + 16 * b0, cws + 16 * b0, dx, c, ldc, b0,
+               nkb - b0 < AMX_RUN ? nkb - b0 : AMX_RUN, acc);
+  }
+  for (int t = t0; t < 16; t++) store16(Y + t * ldy, acc[t], nr, first);
+}
+
+/// amx_tile for a tile that only nt <= 16 tokens use, packing as it goes: run r + 1 is packed
+/// into a two-run ring and its products issued before the float steps of run r. Packing the
+/// whole chunk first and then running the tiles over it took 1.5x as long (bench/kernels.c,
+/// batch16): interleaved, the packing's vector work overlaps the tile unit's.
+LK_AMX LK_INLINE void amx_fused(int wtype, int nt, const uint8_t *const w[16], int nkb, const uint8_t *x0,
+                                int64_t xstride, const float *dx, const xcorr *c, int ldc, float *Y, int64_t ldy,
+                                int nr, int first, const uint8_t *pf, const uint8_t *pfend) {
+  const int xbs = xbytes(wtype);
+  _Alignas(64) int32_t cb[2][AMX_RUN][16 * 16];
+  _Alignas(64) __m512i pk[2][AMX_RUN * 8];
+  _Alignas(64) float dws[2][AMX_RUN * 16], cws[2][AMX_RUN * 16];
+  lk_pfspread pfs = pf_spread(wtype, pf, pfend, nkb);
+  __m512 acc[16];
+  for (int t = 0; t < 16; t++) acc[t] = _mm512_setzero_ps();
+  int n = nkb < AMX_RUN ? nkb : AMX_RUN;
+  pack_run(wtype, 1, w, 0, n, pk[0], dws[0], cws[0], &pfs);
+  amx_run(pk[0], x0, xstride, xbs, 0, n, cb[0]);
+  for (int b0 = 0, h = 0; b0 < nkb; b0 += AMX_RUN, h ^= 1) {
+    const int b1 = b0 + AMX_RUN, n1 = nkb - b1 < AMX_RUN ? nkb - b1 : AMX_RUN;
+    if (b1 < nkb) {
+      pack_run(wtype, 1, w, b1, n1, pk[h ^ 1], dws[h ^ 1], cws[h ^ 1], &pfs);
+      amx_run(pk[h ^ 1], x0, xstride, xbs, b1, n1, cb[h ^ 1]);
+    }
+    amx_floats(wtype, nt, cb[h], dws[h], cws[h], dx, c, ldc, b0, n, acc);
+    n = n1;
+  }
+  for (int t = 0; t < nt; t++) store16(Y + t * ldy, acc[t], nr, first);
+}
+
+#define AMX_INST(T)                                                                                              \
+  static LK_AMX __attribute__((noinline)) void amx_##T(const __m512i *pk, const float *dws, const float *cws,      \
+                                                       const uint8_t *x0, int64_t xstride, const float *dx,       \
+                                                       const xcorr *c, int ldc, int nkb, float *Y, int64_t ldy,   \
+                                                       int t0, int nr, int first) {                               \
+    amx_config(16);                                                                                               \
+    amx_tile(LK_##T, t0, pk, dws, cws, x0, xstride, dx, c, ldc, nkb, Y, ldy, nr, first);                         \
+  }                                                                                                               \
+  static LK_AMX __attribute__((noinline)) void amx_fused_##T(                                                     \
+      const uint8_t *const w[16], int nkb, const uint8_t *x0, int64_t xstride, const float *dx, const xcorr *c,   \
+      int ldc, float *Y, int64_t ldy, int nt, int nr, int first, const uint8_t *pf, const uint8_t *pfend) {       \
+    amx_config(nt);                                                                                               \
+    amx_fused(LK_##T, nt, w, nkb, x0, xstride, dx, c, ldc, Y, ldy, nr, first, pf, pfend);                        \
+  }
+AMX_INST(Q4_0)
+AMX_INST(Q4_1)
+AMX_INST(Q8_0)
 
 typedef void (*amx_tile_fn)(const __m512i *, const float *, const float *, const uint8_t *, int64_t, const float *,
-                            const xcorr *, int, int, float *, int64_t, int, int);
-
+                            const xcorr *, int, int, float *, int64_t, int, int, int);
+typedef void (*amx_fused_fn)(const uint8_t *const[16], int, const uint8_t *, int64_t, const float *, const xcorr *,
+                             int, float *, int64_t, int, int, int, const uint8_t *, const uint8_t *);
 typedef void (*mm_tile_fn)(const __m512i *, const float *, const float *, const uint8_t *const *, const float *,
                            const xcorr *, int, int, float *, int64_t, int, int);
 typedef void (*pack_fn)(const uint8_t *const[16], int, __m512i *, float *, float *, const uint8_t *, const uint8_t *);
 
-/// amx: token groups of 16, 8 and 4 as tile multiplies (the tile packed in natural order), the
-/// rest of them through mm_tile.
+/// amx, for a chunk of at least AMX_MIN_TOKENS tokens: every token group of at most 16 as tile
+/// multiplies; a chunk of at most 16 tokens (decoding) packs as it goes (amx_fused), a larger
+/// one packs each tile once for all its groups. Otherwise VNNI token groups of 8, 4, 2 and 1
+/// over the packed tile.
 LK_AVX512 static void mm_q32(int wtype, int amx, float *Y, int64_t ldy, const void *W, const void *Xq, int64_t xstride,
                              int64_t ntok, int64_t ncols, int64_t r0, int64_t r1) {
   if (ntok == 1) {  // the same arithmetic without the transposed copy
     lk_mv_q32_avx512(wtype, Y + r0, W, Xq, ncols, r0, r1);
     return;
   }
-  mm_tile_fn f[4];   // 8, 4, 2, 1 tokens (amx: only 2 and 1, in its order)
-  amx_tile_fn a[3];  // 16, 8, 4 tokens
-  pack_fn pack;
+  mm_tile_fn f[4], fn[4];  // 8, 4, 2, 1 tokens: VNNI order; AMX order (no 8)
+  amx_tile_fn a;
+  amx_fused_fn af;
+  pack_fn pack, pack_nat;
   if (wtype == LK_Q4_0) {
-    f[0] = mm_Q4_0_08, f[1] = mm_Q4_0_04, f[2] = amx ? mm_Q4_0_12 : mm_Q4_0_02, f[3] = amx ? mm_Q4_0_11 : mm_Q4_0_01;
-    a[0] = amx_Q4_0_16, a[1] = amx_Q4_0_8, a[2] = amx_Q4_0_4, pack = amx ? pack_nat_Q4_0 : pack_Q4_0;
+    f[0] = mm_Q4_0_08, f[1] = mm_Q4_0_04, f[2] = mm_Q4_0_02, f[3] = mm_Q4_0_01;
+    fn[0] = NULL, fn[1] = mm_Q4_0_14, fn[2] = mm_Q4_0_12, fn[3] = mm_Q4_0_11;
+    a = amx_Q4_0, af = amx_fused_Q4_0, pack = pack_Q4_0, pack_nat = pack_nat_Q4_0;
   } else if (wtype == LK_Q4_1) {
-    f[0] = mm_Q4_1_08, f[1] = mm_Q4_1_04, f[2] = amx ? mm_Q4_1_12 : mm_Q4_1_02, f[3] = amx ? mm_Q4_1_11 : mm_Q4_1_01;
-    a[0] = amx_Q4_1_16, a[1] = amx_Q4_1_8, a[2] = amx_Q4_1_4, pack = amx ? pack_nat_Q4_1 : pack_Q4_1;
+    f[0] = mm_Q4_1_08, f[1] = mm_Q4_1_04, f[2] = mm_Q4_1_02, f[3] = mm_Q4_1_01;
+    fn[0] = NULL, fn[1] = mm_Q4_1_14, fn[2] = mm_Q4_1_12, fn[3] = mm_Q4_1_11;
+    a = amx_Q4_1, af = amx_fused_Q4_1, pack = pack_Q4_1, pack_nat = pack_nat_Q4_1;
   } else {
-    f[0] = mm_Q8_0_08, f[1] = mm_Q8_0_04, f[2] = amx ? mm_Q8_0_12 : mm_Q8_0_02, f[3] = amx ? mm_Q8_0_11 : mm_Q8_0_01;
-    a[0] = amx_Q8_0_16, a[1] = amx_Q8_0_8, a[2] = amx_Q8_0_4, pack = amx ? pack_nat_Q8_0 : pack_Q8_0;
+    f[0] = mm_Q8_0_08, f[1] = mm_Q8_0_04, f[2] = mm_Q8_0_02, f[3] = mm_Q8_0_01;
+    fn[0] = NULL, fn[1] = mm_Q8_0_14, fn[2] = mm_Q8_0_12, fn[3] = mm_Q8_0_11;
+    a = amx_Q8_0, af = amx_fused_Q8_0, pack = pack_Q8_0, pack_nat = pack_nat_Q8_0;
   }
-  const int bs = wbytes(wtype), xbs = xbytes(wtype);
+  const int bs = wbytes(wtype), xbs = xbytes(wtype), xoff = xqs_off(wtype);
   const int64_t nb = ncols / QK, rb = nb * bs;
   _Alignas(64) __m512i pk[KC * 8];    // (block, 8) transposed tile
   _Alignas(64) float dws[KC * 16];    // (block, row) weight scales of the tile
@@ -213,7 +275,7 @@ LK_AVX512 static void mm_q32(int wtype, int amx, float *Y, int64_t ldy, const vo
     const uint8_t *wc = (const uint8_t *)W + kb0 * bs, *wend = (const uint8_t *)W + r1 * rb;
     int tmax = XCAP / nkb < TMAX ? XCAP / nkb : TMAX;
     for (int64_t tb = 0; tb < ntok; tb += tmax) {
-      const int tt = (int)(ntok - tb < tmax ? ntok - tb : tmax);
+      const int tt = (int)(ntok - tb < tmax ? ntok - tb : tmax), tiles = amx && tt >= AMX_MIN_TOKENS;
       for (int t = 0; t < tt; t++) {
         xr[t] = (const uint8_t *)Xq + (tb + t) * xstride + kb0 * xbs;
         prep_x(wtype, xr[t], nkb, dx + t * nkb, c + t * nkb);
@@ -229,21 +291,26 @@ LK_AVX512 static void mm_q32(int wtype, int amx, float *Y, int64_t ldy, const vo
         } else {
           pf = pfend = tile_end;  // a later token chunk finds the weights in L2 or L3
         }
-        pack(w, nkb, pk, dws, cws, pf, pfend);
         const int nr = r1 - r < 16 ? (int)(r1 - r) : 16;
-        int t = 0;
-        if (amx) {
-          while (tt - t >= 4) {
-            const int left = tt - t, g = left >= 16 ? 0 : left >= 8 ? 1 : 2;
-            a[g](pk, dws, cws, xr[t], xstride, dx + t * nkb, c + t * nkb, nkb, nkb, Y + (tb + t) * ldy + r, ldy, nr,
-                 kb0 == 0);
-            t += 16 >> g;
-          }
+        float *y = Y + tb * ldy + r;
+        if (tiles && tt <= 16) {
+          af(w, nkb, xr[0] + xoff, xstride, dx, c, nkb, y, ldy, tt, nr, kb0 == 0, pf, pfend);
+          continue;
         }
-        while (t < tt) {
-          int left = tt - t, g = left >= 8 ? 0 : left >= 4 ? 1 : left >= 2 ? 2 : 3;
-          f[g](pk, dws, cws, xr + t, dx + t * nkb, c + t * nkb, nkb, nkb, Y + (tb + t) * ldy + r, ldy, nr, kb0 == 0);
-          t += 8 >> g;
+        (tiles ? pack_nat : pack)(w, nkb, pk, dws, cws, pf, pfend);
+        for (int t = 0; t < tt;) {
+          const int left = tt - t;
+          if (tiles && left >= AMX_MIN_TOKENS) {  // tt > 16: a last group of fewer than 16 starts at tt - 16
+            const int g0 = left < 16 ? tt - 16 : t;
+            a(pk, dws, cws, xr[g0] + xoff, xstride, dx + g0 * nkb, c + g0 * nkb, nkb, nkb, y + g0 * ldy, ldy, t - g0,
+              nr, kb0 == 0);
+            t += left < 16 ? left : 16;
+          } else {
+            const int g = left >= 8 && !tiles ? 0 : left >= 4 ? 1 : left >= 2 ? 2 : 3;
+            (tiles ? fn : f)[g](pk, dws, cws, xr + t, dx + t * nkb, c + t * nkb, nkb, nkb, y + t * ldy, ldy, nr,
+                                kb0 == 0);
+            t += 8 >> g;
+          }
         }
       }
     }

@@ -17,8 +17,10 @@ extension KernelISATests {
     return got.count == want.count ? nil : "\(got.count) results vs \(want.count)"
   }
 
-  /// Token counts of a batch: 1, the token-group tails, a whole 16-token step and 31 (every group size).
-  static let batchSizes = [1, 2, 3, 5, 16, 31]
+  /// Token counts of a batch: 1, the VNNI token-group tails (2, 3, 5), the smallest and a partial
+  /// AMX tile (6, 11), a whole 16-token step, and past 16: a 5-token tail (21) and last groups
+  /// that overlap the one before (24, 31).
+  static let batchSizes = [1, 2, 3, 5, 6, 11, 16, 21, 24, 31]
   /// Row ranges: whole, split at a non-tile boundary, inside, tile-aligned, a single last row, and
   /// ranges long enough for the AVX-512 matvec's switch from 4-row to 16-row tiles after 64 rows
   /// (with a partial last tile).

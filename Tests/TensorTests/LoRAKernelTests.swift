@@ -55,9 +55,9 @@ extension KernelISATests {
   /// Q8_0 Bᵀ panels (lk_lora_pack_bt_q8) and their expand: every ISA against a Double reference
   /// over the dequantized panels; the SIMD paths (AVX2, AVX-512, whose float operations per
   /// element are the same) bit for bit equal to each other.
-  @Test(arguments: [1, 3, 6])
+  @Test(arguments: [1, 2, 3, 6])
   func loraQ8ExpandMatchesReferenceOnEveryISA(_ ntok: Int) {
-    let rank = 5, rows = 96, ldt = rank + 2, ldy = rows + 3
+    let rank = 5, rows = 256, ldt = rank + 2, ldy = rows + 3
     var g = SeededRNG(seed: 0x0E8 + UInt64(ntok))
     func r(_ n: Int) -> [Float] { (0..<n).map { _ in Float(Int(g.next() % 2001) - 1000) / 1000 } }
     let b = r(rows * rank)  // (rows, rank) row-major, as the learner holds B
@@ -72,7 +72,7 @@ extension KernelISATests {
         btq[k * rows + c] = Double(d) * Double(Int8(bitPattern: panels[o + 2 + c % 32]))
       }
     }
-    let t = r(ntok * ldt), y0 = r(ntok * ldy), scale: Float = 0.7, c0 = 32, c1 = 96
+    let t = r(ntok * ldt), y0 = r(ntok * ldy), scale: Float = 0.7, c0 = 32, c1 = 224
     var simd: [Float]? = nil
     forEachISA { isa in
       var y = y0

@@ -175,11 +175,25 @@ static void expand_q8_scalar(float *y, int64_t ldy, const float *t, int64_t ldt,
 #if LK_X86
 /// Tokens of one panel at a time (each factor block is converted once for all of them).
 enum { EXPAND_NT = 4 };
+/// Panels prefetched ahead. A decoding row's factors come from memory (a step streams every
+/// adapter's factors once, and the base weights in between), each call only a few KB, too short
+/// for the hardware prefetcher: 16 adapters' expands of one step took 5.3 ms cold without, 3.3
+/// with (one thread, 2026-12-05).
+enum { EXPAND_PF = 4 };
+
+/// Prefetches [p, min(p + n, end)) into L1.
+LK_INLINE void prefetch_lines(const char *p, int64_t n, const char *end) {
+  for (const char *e = p + n < end ? p + n : end; p < e; p += 64) _mm_prefetch(p, _MM_HINT_T0);
+}
 
 LK_AVX512 static void expand_q8_avx512(float *y, int64_t ldy, const float *t, int64_t ldt, int64_t ntok, const void *bt,
                                        int64_t rank, int64_t c0, int64_t c1, float scale) {
   const block_q8_0 *B = bt;
-  for (int64_t c = c0; c < c1; c += QK)
+  const int64_t panel = rank * (int64_t)sizeof(block_q8_0);
+  const char *end = (const char *)(B + (c1 / QK) * rank);
+  prefetch_lines((const char *)(B + (c0 / QK) * rank), EXPAND_PF * panel, end);
+  for (int64_t c = c0; c < c1; c += QK) {
+    prefetch_lines((const char *)(B + (c / QK + EXPAND_PF) * rank), panel, end);
     for (int64_t i0 = 0; i0 < ntok; i0 += EXPAND_NT) {
       const int nt = ntok - i0 < EXPAND_NT ? (int)(ntok - i0) : EXPAND_NT;
       __m512 a[EXPAND_NT][2];
@@ -203,6 +217,7 @@ LK_AVX512 static void expand_q8_avx512(float *y, int64_t ldy, const float *t, in
         _mm512_storeu_ps(y + (i0 + i) * ldy + c + 16, a[i][1]);
       }
     }
+  }
 }
 
 LK_AVX2 static void expand_q8_avx2(float *y, int64_t ldy, const float *t, int64_t ldt, int64_t ntok, const void *bt,

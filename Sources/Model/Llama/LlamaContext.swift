@@ -150,8 +150,10 @@ public final class LlamaContext: @unchecked Sendable {  // owned by one compute 
     collectLoRARuns(batch, n)
     for (l, layer) in w.layers.enumerated() {
       // Attention: x += Wo · attention(rope(Wq·norm(x)), rope(Wk·norm(x)), Wv·norm(x))
-      rmsnormRows(xb, x, layer.attnNorm, n)
-      let a = linear.activations(xb, ldx: dim, n: n, for: layer.wq)
+      let xb = self.xb, x = self.x, eps = c.normEps
+      let a = linear.activations(xb, ldx: dim, n: n, for: layer.wq) { i in
+        lk_rmsnorm(xb + i * dim, x + i * dim, layer.attnNorm, Int64(dim), eps)
+      }
       var side = planLoRA(layer: l, x: xb, ldx: dim, (.q, q, c.qDim), (.k, k, c.kvDim), (.v, v, c.kvDim))
       linear.linear(
         (q, layer.wq), (k, layer.wk), (v, layer.wv), ldy: (c.qDim, c.kvDim, c.kvDim), a, side: side, loraShrink)
@@ -168,17 +170,18 @@ public final class LlamaContext: @unchecked Sendable {  // owned by one compute 
       addRows(x, xb2, n * dim)
 
       // Feed-forward: x += Wdown · (silu(Wgate·norm(x)) ⊙ Wup·norm(x))
-      rmsnormRows(xb, x, layer.ffnNorm, n)
-      let f = linear.activations(xb, ldx: dim, n: n, for: layer.wGate)
+      let f = linear.activations(xb, ldx: dim, n: n, for: layer.wGate) { i in
+        lk_rmsnorm(xb + i * dim, x + i * dim, layer.ffnNorm, Int64(dim), eps)
+      }
       side = planLoRA(layer: l, x: xb, ldx: dim, (.gate, hb, c.ffnDim), (.up, hb2, c.ffnDim))
       linear.linear((hb, layer.wGate), (hb2, layer.wUp), ldy: (c.ffnDim, c.ffnDim, 0), f, side: side, loraShrink)
       finishLoRA()
       let hb = self.hb, hb2 = self.hb2, ffn = c.ffnDim
-      each(n) { i in lk_swiglu(hb + i * ffn, hb + i * ffn, hb2 + i * ffn, Int64(ffn)) }
+      let d = linear.activations(hb, ldx: ffn, n: n, for: layer.wDown) { i in
+        lk_swiglu(hb + i * ffn, hb + i * ffn, hb2 + i * ffn, Int64(ffn))
+      }
       side = planLoRA(layer: l, x: hb, ldx: c.ffnDim, (.down, xb2, dim))
-      linear.linear(
-        xb2, ldy: dim, layer.wDown, linear.activations(hb, ldx: c.ffnDim, n: n, for: layer.wDown), side: side,
-        loraShrink)
+      linear.linear(xb2, ldy: dim, layer.wDown, d, side: side, loraShrink)
       finishLoRA()
       addRows(x, xb2, n * dim)
     }
@@ -210,13 +213,6 @@ public final class LlamaContext: @unchecked Sendable {  // owned by one compute 
     } else {
       pool.parallelFor(n) { r in for i in r { body(i) } }
     }
-  }
-
-  func rmsnormRows(
-    _ out: UnsafeMutablePointer<Float>, _ inp: UnsafeMutablePointer<Float>, _ weight: UnsafePointer<Float>, _ n: Int
-  ) {
-    let dim = config.dim, eps = config.normEps
-    each(n) { i in lk_rmsnorm(out + i * dim, inp + i * dim, weight, Int64(dim), eps) }
   }
 
   func addRows(_ y: UnsafeMutablePointer<Float>, _ a: UnsafeMutablePointer<Float>, _ count: Int) {

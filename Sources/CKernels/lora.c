@@ -248,8 +248,6 @@ LK_AVX2 static void expand_q8_avx2(float *y, int64_t ldy, const float *t, int64_
 }
 #endif
 
-void lk_prefetch_l2(const void *p, int64_t bytes) { lk_prefetch_range(p, bytes, (const char *)p + bytes); }
-
 void lk_lora_shrink_q8(float *t, int64_t ldt, const void *xq, int64_t xstride, int64_t ntok, const void *a,
                        int64_t rank, int64_t cols) {
   if (ntok == 1) {  // bit-identical to lk_matmul's row (its contract), without the tiling set-up

@@ -33,9 +33,6 @@ void lk_lora_expand_q8(float *y, int64_t ldy, const float *t, int64_t ldt, int64
 /// lk_quantize_act(LK_Q8_0, ...) would quantize those 32 values, at block index c · rank + k.
 void lk_lora_pack_bt_q8(const float *b, int64_t rows, int64_t rank, void *dst);
 
-/// Asks for `bytes` from p into L2 (prefetch hints only: never a fault, nothing waits).
-void lk_prefetch_l2(const void *p, int64_t bytes);
-
 #ifdef __cplusplus
 }
 #endif

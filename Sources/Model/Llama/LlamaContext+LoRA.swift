@@ -144,12 +144,6 @@ extension LlamaContext {
       xq = UnsafeRawPointer(dst)
     }
     for k in range { loraShrinkTask(loraTasks[k], xq, call) }
-    // The group's Bᵀ factors, for its expands after the base product: each is a few KB, read
-    // from memory once per step, so ask for them now, while the other thread computes.
-    for k in range {
-      let f = loraTasks[k].factor
-      lk_prefetch_l2(f.bt, Int64(f.btBytes))
-    }
   }
 
   /// The expands of the planned call, after its base product (and, for the whole-groups way,

@@ -27,9 +27,6 @@ public struct LowRankFactor: @unchecked Sendable {  // points into its source's 
     self.a = a
     self.bt = bt
   }
-
-  /// Bytes of Bᵀ (rank × rows in its type).
-  public var btBytes: Int { (type.rowBytes(rows) ?? 0) * rank }
 }
 
 /// An adapter as the forward sees it: its factor for a (layer, module), or nil where it leaves

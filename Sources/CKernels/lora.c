@@ -181,19 +181,14 @@ enum { EXPAND_NT = 4 };
 /// with (one thread, 2026-12-05).
 enum { EXPAND_PF = 4 };
 
-/// Prefetches [p, min(p + n, end)) into L1.
-LK_INLINE void prefetch_lines(const char *p, int64_t n, const char *end) {
-  for (const char *e = p + n < end ? p + n : end; p < e; p += 64) _mm_prefetch(p, _MM_HINT_T0);
-}
-
 LK_AVX512 static void expand_q8_avx512(float *y, int64_t ldy, const float *t, int64_t ldt, int64_t ntok, const void *bt,
                                        int64_t rank, int64_t c0, int64_t c1, float scale) {
   const block_q8_0 *B = bt;
   const int64_t panel = rank * (int64_t)sizeof(block_q8_0);
   const char *end = (const char *)(B + (c1 / QK) * rank);
-  prefetch_lines((const char *)(B + (c0 / QK) * rank), EXPAND_PF * panel, end);
+  lk_prefetch_range(B + (c0 / QK) * rank, EXPAND_PF * panel, end);
   for (int64_t c = c0; c < c1; c += QK) {
-    prefetch_lines((const char *)(B + (c / QK + EXPAND_PF) * rank), panel, end);
+    lk_prefetch_range(B + (c / QK + EXPAND_PF) * rank, panel, end);
     for (int64_t i0 = 0; i0 < ntok; i0 += EXPAND_NT) {
       const int nt = ntok - i0 < EXPAND_NT ? (int)(ntok - i0) : EXPAND_NT;
       __m512 a[EXPAND_NT][2];

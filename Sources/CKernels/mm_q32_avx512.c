@@ -160,9 +160,10 @@ LK_AMX LK_INLINE void amx_floats(int wtype, int nt, int32_t (*in)[16 * 16], cons
 
 /// The packed tile (natural order) · 16 tokens whose activation bytes start at x0 (the first
 /// block's qs), xstride apart; the results of tokens [t0, 16) stored (a chunk's last group
-/// overlaps the one before it rather than change the tile shape). Software-pipelined by runs of AMX_RUN blocks: the tile
-/// products of run r + 1 are issued into one half of cb before the float steps of run r read
-/// the other half, so the tile unit and the vector units work at the same time.
+/// overlaps the one before it rather than change the tile shape). Software-pipelined by runs
+/// of AMX_RUN blocks: the tile products of run r + 1 are issued into one half of cb before the
+/// float steps of run r read the other half, so the tile unit and the vector units work at the
+/// same time.
 LK_AMX LK_INLINE void amx_tile(int wtype, int t0, const __m512i *pk, const float *dws, const float *cws,
                                const uint8_t *x0, int64_t xstride, const float *dx, const xcorr *c, int ldc,
                                int nkb, float *Y, int64_t ldy, int nr, int first) {

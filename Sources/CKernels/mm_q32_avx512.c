@@ -184,7 +184,12 @@ LK_AMX LK_INLINE void amx_tile(int wtype, int t0, const __m512i *pk, const float
 /// amx_tile for a tile that only nt <= 16 tokens use, packing as it goes: run r + 1 is packed
 /// into a two-run ring and its products issued before the float steps of run r. Packing the
 /// whole chunk first and then running the tiles over it took 1.5x as long (bench/kernels.c,
-/// batch16): interleaved, the packing's vector work overlaps the tile unit's.
+/// batch16): interleaved, the packing's vector work overlaps the tile unit's. The float steps
+/// run for all 16 token lanes whatever nt (lanes past nt read zeroed coefficients and C rows
+/// the tile never stored, and are not stored): with a constant count they unroll with acc in
+/// registers, where a loop to nt kept acc in memory and took ~1.8x as long (the float steps
+/// alone 43 against 23 ns per tile and block, 1536x576 Q4_1 in L2; the 16-sequence bench
+/// 1.055x in 4 alternating pairs, 2026-12-06).
 LK_AMX LK_INLINE void amx_fused(int wtype, int nt, const uint8_t *const w[16], int nkb, const uint8_t *x0,
                                 int64_t xstride, const float *dx, const xcorr *c, int ldc, float *Y, int64_t ldy,
                                 int nr, int first, const uint8_t *pf, const uint8_t *pfend) {
@@ -204,7 +209,7 @@ LK_AMX LK_INLINE void amx_fused(int wtype, int nt, const uint8_t *const w[16], i
       pack_run(wtype, 1, w, b1, n1, pk[h ^ 1], dws[h ^ 1], cws[h ^ 1], &pfs);
       amx_run(pk[h ^ 1], x0, xstride, xbs, b1, n1, cb[h ^ 1]);
     }
-    amx_floats(wtype, nt, cb[h], dws[h], cws[h], dx, c, ldc, b0, n, acc);
+    amx_floats(wtype, 16, cb[h], dws[h], cws[h], dx, c, ldc, b0, n, acc);
     n = n1;
   }
   for (int t = 0; t < nt; t++) store16(Y + t * ldy, acc[t], nr, first);
@@ -280,6 +285,10 @@ LK_AVX512 static void mm_q32(int wtype, int amx, float *Y, int64_t ldy, const vo
       for (int t = 0; t < tt; t++) {
         xr[t] = (const uint8_t *)Xq + (tb + t) * xstride + kb0 * xbs;
         prep_x(wtype, xr[t], nkb, dx + t * nkb, c + t * nkb);
+      }
+      if (tiles && tt < 16) {  // amx_fused steps all 16 token lanes (unrolled, in registers): zeros past tt
+        memset(dx + tt * nkb, 0, sizeof(float) * (size_t)((16 - tt) * nkb));
+        memset(c + tt * nkb, 0, sizeof(xcorr) * (size_t)((16 - tt) * nkb));
       }
       lk_prefetch pfc;
       for (int64_t r = r0; r < r1; r += 16) {

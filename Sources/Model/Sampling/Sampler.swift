@@ -1,3 +1,5 @@
+import CKernels
+
 /// Chooses tokens from logits: repetition penalty, then greedy or temperature with top-k,
 /// top-p and min-p, as llama.cpp's sampler chain does. Owns its candidate buffers (vocab
 /// sized, allocated once); `sample` allocates nothing.
@@ -33,14 +35,9 @@ public final class Sampler {
   }
 
   /// The index of the largest logit.
+  /// The first of them if it occurs more than once; NaNs never win (`lk_argmax`).
   public static func argmax(_ logits: UnsafePointer<Float>, _ n: Int) -> Int32 {
-    var best = 0
-    var bv = logits[0]
-    for i in 1..<n where logits[i] > bv {
-      bv = logits[i]
-      best = i
-    }
-    return Int32(best)
+    Int32(lk_argmax(logits, Int64(n)))
   }
 
   /// Picks the next token from `logits` (vocab floats; the penalty is applied in place).
@@ -84,10 +81,16 @@ public final class Sampler {
           m = n
           sortDescending(ids, pr, m)
         } else {
-          // Keep a sorted list of the k best seen so far (k is small).
-          for i in 0..<n {
-            let v = logits[i]
-            if m == k && v <= pr[m - 1] { continue }
+          // Keep a sorted list of the k best seen so far (k is small). Once it holds k, only
+          // the logits above its smallest can enter: lk_first_above skips to the next of them.
+          var i = 0
+          while i < n {
+            if m == k {
+              i = Int(lk_first_above(logits, Int64(i), Int64(n), pr[m - 1]))
+              if i == n { break }
+            }
+            let index = i, v = logits[i]
+            i += 1
             var j = m < k ? m : k - 1
             if m < k { m += 1 }
             while j > 0 && pr[j - 1] < v {
@@ -96,7 +99,7 @@ public final class Sampler {
               j -= 1
             }
             pr[j] = v
-            ids[j] = Int32(i)
+            ids[j] = Int32(index)
           }
         }
         // Softmax with temperature.

@@ -53,6 +53,53 @@ PACK_INST(Q4_0)
 PACK_INST(Q4_1)
 PACK_INST(Q8_0)
 
+// ---- prepacked tiles (AMX) ---------------------------------------------------------------------
+// lk_amx_prepack stores every 16-row tile of a matrix as pack_nat packs it, once, so that the
+// products read one linear stream instead of transposing 16 row streams at every call. Per tile,
+// its blocks in order, one record each (a multiple of 64 bytes):
+//   Q4_0 / Q4_1: the 4 natural-order vectors with element 4g..4g+3 of every row in the low nibbles
+//                of vector g and element 16+4g.. in the high ones (256 bytes), the 16 scales as
+//                halves (32), Q4_1 the 16 mins as halves (32); 320 bytes, W's own size.
+//   Q8_0:        the 8 natural-order vectors (512 bytes, the +128 offset applied), the 16 scales as
+//                halves (32), padding to 576 (W: 544).
+// The halves are the block headers' own, so unpacking gives exactly what pack_nat gives.
+LK_INLINE int64_t pre_record(int wtype) { return lk_amx_record_bytes(wtype); }
+enum { PRE_PF_BYTES = 2048 };
+
+/// Blocks [0, nb) of a prepacked tile (rec: its first record) into pk / dws / cws as pack_nat
+/// would have packed them.
+LK_AVX512 LK_INLINE void unpack_records(int wtype, const uint8_t *rec, int nb, __m512i *pk, float *dws, float *cws) {
+  const int64_t rb = pre_record(wtype);
+  const __m512i m4 = _mm512_set1_epi8(0x0F);
+  for (int k = 0; k < nb; k++, rec += rb) {
+    // The records run on into the next tiles: each block asks for its own size 2 KB ahead,
+    // into L1 (cold 1536x576 Q4_1 / Q8_0, one thread: 34-39 / 34-40 ns per tile and block
+    // against 40-45 / 43-49 at 16 KB into L2 once per run; bench/kernels.c-style runs).
+    for (int64_t o = 0; o < rb; o += 64) _mm_prefetch((const char *)rec + PRE_PF_BYTES + o, _MM_HINT_T0);
+    if (wtype == LK_Q8_0) {
+      for (int g = 0; g < 8; g++) _mm512_store_si512(pk + 8 * k + g, _mm512_load_si512((const __m512i *)rec + g));
+      _mm512_store_ps(dws + 16 * k, _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)(rec + 512))));
+      continue;
+    }
+    for (int g = 0; g < 4; g++) {
+      const __m512i v = _mm512_load_si512((const __m512i *)rec + g);
+      _mm512_store_si512(pk + 8 * k + g, _mm512_and_si512(v, m4));
+      _mm512_store_si512(pk + 8 * k + 4 + g, _mm512_and_si512(_mm512_srli_epi16(v, 4), m4));
+    }
+    _mm512_store_ps(dws + 16 * k, _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)(rec + 256))));
+    if (wtype == LK_Q4_1) _mm512_store_ps(cws + 16 * k, _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)(rec + 288))));
+  }
+}
+
+#define UNPACK_INST(T)                                                                                         \
+  static LK_AVX512 __attribute__((noinline)) void unpack_##T(const uint8_t *rec, int nb, __m512i *pk, float *dws, \
+                                                             float *cws) {                                     \
+    unpack_records(LK_##T, rec, nb, pk, dws, cws);                                                             \
+  }
+UNPACK_INST(Q4_0)
+UNPACK_INST(Q4_1)
+UNPACK_INST(Q8_0)
+
 /// The packed tile · NT tokens: acc[t] = the chunk's results of token t (rows in lanes).
 /// xr[t]: token t's activation row at the chunk; dx / c: its coefficients, ldc apart per token.
 /// natural: the tile packed in the AMX order (vector k pairs with activation bytes 4k..4k+3).
@@ -133,13 +180,13 @@ enum { AMX_MIN_TOKENS = 6 };
 /// wait on each other.
 LK_AMX LK_INLINE void amx_run(const __m512i *pk, const uint8_t *x0, int64_t xstride, int xbs, int b0, int n,
                               int32_t (*out)[16 * 16]) {
-#define AMX_STEP(C, A, B, j)                                \
-  if ((j) < n) {                                            \
-    _tile_zero(C);                                          \
+#define AMX_STEP(C, A, B, j)                                 \
+  if ((j) < n) {                                             \
+    _tile_zero(C);                                           \
     _tile_loadd(A, x0 + (int64_t)(b0 + (j)) * xbs, xstride); \
-    _tile_loadd(B, pk + 8 * (j), 64);                       \
-    _tile_dpbsud(C, A, B);                                  \
-    _tile_stored(C, out[j], 64);                            \
+    _tile_loadd(B, pk + 8 * (j), 64);                        \
+    _tile_dpbsud(C, A, B);                                   \
+    _tile_stored(C, out[j], 64);                             \
   }
   AMX_STEP(0, 4, 6, 0) AMX_STEP(1, 5, 7, 1) AMX_STEP(2, 4, 6, 2) AMX_STEP(3, 5, 7, 3)
 #undef AMX_STEP
@@ -190,9 +237,9 @@ LK_AMX LK_INLINE void amx_tile(int wtype, int t0, const __m512i *pk, const float
 /// registers, where a loop to nt kept acc in memory and took ~1.8x as long (the float steps
 /// alone 43 against 23 ns per tile and block, 1536x576 Q4_1 in L2; the 16-sequence bench
 /// 1.055x in 4 alternating pairs, 2026-12-06).
-LK_AMX LK_INLINE void amx_fused(int wtype, int nt, const uint8_t *const w[16], int nkb, const uint8_t *x0,
-                                int64_t xstride, const float *dx, const xcorr *c, int ldc, float *Y, int64_t ldy,
-                                int nr, int first, const uint8_t *pf, const uint8_t *pfend) {
+LK_AMX LK_INLINE void amx_fused(int wtype, int nt, const uint8_t *const w[16], const uint8_t *rec, int nkb,
+                                const uint8_t *x0, int64_t xstride, const float *dx, const xcorr *c, int ldc, float *Y,
+                                int64_t ldy, int nr, int first, const uint8_t *pf, const uint8_t *pfend) {
   const int xbs = xbytes(wtype);
   _Alignas(64) int32_t cb[2][AMX_RUN][16 * 16];
   _Alignas(64) __m512i pk[2][AMX_RUN * 8];
@@ -200,13 +247,22 @@ LK_AMX LK_INLINE void amx_fused(int wtype, int nt, const uint8_t *const w[16], i
   lk_pfspread pfs = pf_spread(wtype, pf, pfend, nkb);
   __m512 acc[16];
   for (int t = 0; t < 16; t++) acc[t] = _mm512_setzero_ps();
+  const int64_t rb = pre_record(wtype);
   int n = nkb < AMX_RUN ? nkb : AMX_RUN;
-  pack_run(wtype, 1, w, 0, n, pk[0], dws[0], cws[0], &pfs);
+  if (rec) {
+    unpack_records(wtype, rec, n, pk[0], dws[0], cws[0]);
+  } else {
+    pack_run(wtype, 1, w, 0, n, pk[0], dws[0], cws[0], &pfs);
+  }
   amx_run(pk[0], x0, xstride, xbs, 0, n, cb[0]);
   for (int b0 = 0, h = 0; b0 < nkb; b0 += AMX_RUN, h ^= 1) {
     const int b1 = b0 + AMX_RUN, n1 = nkb - b1 < AMX_RUN ? nkb - b1 : AMX_RUN;
     if (b1 < nkb) {
-      pack_run(wtype, 1, w, b1, n1, pk[h ^ 1], dws[h ^ 1], cws[h ^ 1], &pfs);
+      if (rec) {
+        unpack_records(wtype, rec + b1 * rb, n1, pk[h ^ 1], dws[h ^ 1], cws[h ^ 1]);
+      } else {
+        pack_run(wtype, 1, w, b1, n1, pk[h ^ 1], dws[h ^ 1], cws[h ^ 1], &pfs);
+      }
       amx_run(pk[h ^ 1], x0, xstride, xbs, b1, n1, cb[h ^ 1]);
     }
     amx_floats(wtype, 16, cb[h], dws[h], cws[h], dx, c, ldc, b0, n, acc);
@@ -224,10 +280,11 @@ LK_AMX LK_INLINE void amx_fused(int wtype, int nt, const uint8_t *const w[16], i
     amx_tile(LK_##T, t0, pk, dws, cws, x0, xstride, dx, c, ldc, nkb, Y, ldy, nr, first);                         \
   }                                                                                                               \
   static LK_AMX __attribute__((noinline)) void amx_fused_##T(                                                     \
-      const uint8_t *const w[16], int nkb, const uint8_t *x0, int64_t xstride, const float *dx, const xcorr *c,   \
-      int ldc, float *Y, int64_t ldy, int nt, int nr, int first, const uint8_t *pf, const uint8_t *pfend) {       \
+      const uint8_t *const w[16], const uint8_t *rec, int nkb, const uint8_t *x0, int64_t xstride,                \
+      const float *dx, const xcorr *c, int ldc, float *Y, int64_t ldy, int nt, int nr, int first,                 \
+      const uint8_t *pf, const uint8_t *pfend) {                                                                  \
     amx_config(nt);                                                                                               \
-    amx_fused(LK_##T, nt, w, nkb, x0, xstride, dx, c, ldc, Y, ldy, nr, first, pf, pfend);                        \
+    amx_fused(LK_##T, nt, w, rec, nkb, x0, xstride, dx, c, ldc, Y, ldy, nr, first, pf, pfend);                   \
   }
 AMX_INST(Q4_0)
 AMX_INST(Q4_1)
@@ -235,8 +292,9 @@ AMX_INST(Q8_0)
 
 typedef void (*amx_tile_fn)(const __m512i *, const float *, const float *, const uint8_t *, int64_t, const float *,
                             const xcorr *, int, int, float *, int64_t, int, int, int);
-typedef void (*amx_fused_fn)(const uint8_t *const[16], int, const uint8_t *, int64_t, const float *, const xcorr *,
-                             int, float *, int64_t, int, int, int, const uint8_t *, const uint8_t *);
+typedef void (*amx_fused_fn)(const uint8_t *const[16], const uint8_t *, int, const uint8_t *, int64_t, const float *,
+                             const xcorr *, int, float *, int64_t, int, int, int, const uint8_t *, const uint8_t *);
+typedef void (*unpack_fn)(const uint8_t *, int, __m512i *, float *, float *);
 typedef void (*mm_tile_fn)(const __m512i *, const float *, const float *, const uint8_t *const *, const float *,
                            const xcorr *, int, int, float *, int64_t, int, int);
 typedef void (*pack_fn)(const uint8_t *const[16], int, __m512i *, float *, float *, const uint8_t *, const uint8_t *);
@@ -245,8 +303,10 @@ typedef void (*pack_fn)(const uint8_t *const[16], int, __m512i *, float *, float
 /// multiplies; a chunk of at most 16 tokens (decoding) packs as it goes (amx_fused), a larger
 /// one packs each tile once for all its groups. Otherwise VNNI token groups of 8, 4, 2 and 1
 /// over the packed tile.
-LK_AVX512 static void mm_q32(int wtype, int amx, float *Y, int64_t ldy, const void *W, const void *Xq, int64_t xstride,
-                             int64_t ntok, int64_t ncols, int64_t r0, int64_t r1) {
+/// pre (amx only): W prepacked by lk_amx_prepack (or NULL), read instead of W's rows by the tile
+/// multiplies when r0 is a multiple of 16.
+LK_AVX512 static void mm_q32(int wtype, int amx, float *Y, int64_t ldy, const void *W, const uint8_t *pre,
+                             const void *Xq, int64_t xstride, int64_t ntok, int64_t ncols, int64_t r0, int64_t r1) {
   if (ntok == 1) {  // the same arithmetic without the transposed copy
     lk_mv_q32_avx512(wtype, Y + r0, W, Xq, ncols, r0, r1);
     return;
@@ -255,21 +315,26 @@ LK_AVX512 static void mm_q32(int wtype, int amx, float *Y, int64_t ldy, const vo
   amx_tile_fn a;
   amx_fused_fn af;
   pack_fn pack, pack_nat;
+  unpack_fn unpack;
   if (wtype == LK_Q4_0) {
     f[0] = mm_Q4_0_08, f[1] = mm_Q4_0_04, f[2] = mm_Q4_0_02, f[3] = mm_Q4_0_01;
     fn[0] = NULL, fn[1] = mm_Q4_0_14, fn[2] = mm_Q4_0_12, fn[3] = mm_Q4_0_11;
     a = amx_Q4_0, af = amx_fused_Q4_0, pack = pack_Q4_0, pack_nat = pack_nat_Q4_0;
+    unpack = unpack_Q4_0;
   } else if (wtype == LK_Q4_1) {
     f[0] = mm_Q4_1_08, f[1] = mm_Q4_1_04, f[2] = mm_Q4_1_02, f[3] = mm_Q4_1_01;
     fn[0] = NULL, fn[1] = mm_Q4_1_14, fn[2] = mm_Q4_1_12, fn[3] = mm_Q4_1_11;
     a = amx_Q4_1, af = amx_fused_Q4_1, pack = pack_Q4_1, pack_nat = pack_nat_Q4_1;
+    unpack = unpack_Q4_1;
   } else {
     f[0] = mm_Q8_0_08, f[1] = mm_Q8_0_04, f[2] = mm_Q8_0_02, f[3] = mm_Q8_0_01;
     fn[0] = NULL, fn[1] = mm_Q8_0_14, fn[2] = mm_Q8_0_12, fn[3] = mm_Q8_0_11;
     a = amx_Q8_0, af = amx_fused_Q8_0, pack = pack_Q8_0, pack_nat = pack_nat_Q8_0;
+    unpack = unpack_Q8_0;
   }
   const int bs = wbytes(wtype), xbs = xbytes(wtype), xoff = xqs_off(wtype);
-  const int64_t nb = ncols / QK, rb = nb * bs;
+  const int64_t nb = ncols / QK, rb = nb * bs, prb = pre_record(wtype);
+  if (!amx || r0 % 16 != 0) pre = NULL;
   _Alignas(64) __m512i pk[KC * 8];    // (block, 8) transposed tile
   _Alignas(64) float dws[KC * 16];    // (block, row) weight scales of the tile
   _Alignas(64) float cws[KC * 16];    // (block, row) Q4_1 mins of the tile
@@ -295,7 +360,10 @@ LK_AVX512 static void mm_q32(int wtype, int amx, float *Y, int64_t ldy, const vo
         const uint8_t *w[16], *pf, *pfend;
         tile_rows(wc, rb, r, r1, w);
         const uint8_t *tile_end = (const uint8_t *)W + (r + 16 < r1 ? r + 16 : r1) * rb;
-        if (tb == 0) {
+        const uint8_t *rec = pre ? pre + (r / 16 * nb + kb0) * prb : NULL;
+        if (rec) {
+          pf = pfend = tile_end;  // the prepacked stream prefetches itself (amx_fused)
+        } else if (tb == 0) {
           if (r == r0) pfc = prefetch_start(w, nkb * bs, tile_end, wend);
           prefetch_next(&pfc, tile_end, &pf, &pfend);
         } else {
@@ -304,10 +372,11 @@ LK_AVX512 static void mm_q32(int wtype, int amx, float *Y, int64_t ldy, const vo
         const int nr = r1 - r < 16 ? (int)(r1 - r) : 16;
         float *y = Y + tb * ldy + r;
         if (tiles && tt <= 16) {
-          af(w, nkb, xr[0] + xoff, xstride, dx, c, nkb, y, ldy, tt, nr, kb0 == 0, pf, pfend);
+          af(w, rec, nkb, xr[0] + xoff, xstride, dx, c, nkb, y, ldy, tt, nr, kb0 == 0, pf, pfend);
           continue;
         }
-        (tiles ? pack_nat : pack)(w, nkb, pk, dws, cws, pf, pfend);
+        if (tiles && rec) unpack(rec, nkb, pk, dws, cws);
+        else (tiles ? pack_nat : pack)(w, nkb, pk, dws, cws, pf, pfend);
         for (int t = 0; t < tt;) {
           const int left = tt - t;
           if (tiles && left >= AMX_MIN_TOKENS) {  // tt > 16: a last group of fewer than 16 starts at tt - 16
@@ -329,12 +398,46 @@ LK_AVX512 static void mm_q32(int wtype, int amx, float *Y, int64_t ldy, const vo
 
 LK_AVX512 void lk_mm_q32_avx512(int wtype, float *Y, int64_t ldy, const void *W, const void *Xq, int64_t xstride,
                                 int64_t ntok, int64_t ncols, int64_t r0, int64_t r1) {
-  mm_q32(wtype, 0, Y, ldy, W, Xq, xstride, ntok, ncols, r0, r1);
+  mm_q32(wtype, 0, Y, ldy, W, NULL, Xq, xstride, ntok, ncols, r0, r1);
 }
 
-LK_AVX512 void lk_mm_q32_amx(int wtype, float *Y, int64_t ldy, const void *W, const void *Xq, int64_t xstride,
-                             int64_t ntok, int64_t ncols, int64_t r0, int64_t r1) {
-  mm_q32(wtype, 1, Y, ldy, W, Xq, xstride, ntok, ncols, r0, r1);
+LK_AVX512 void lk_mm_q32_amx(int wtype, float *Y, int64_t ldy, const void *W, const void *pre, const void *Xq,
+                             int64_t xstride, int64_t ntok, int64_t ncols, int64_t r0, int64_t r1) {
+  mm_q32(wtype, 1, Y, ldy, W, pre, Xq, xstride, ntok, ncols, r0, r1);
+}
+
+/// Each 16-row tile packed by pack_nat, its nibbles two to a byte again, its scales back to the
+/// halves they came from.
+LK_AVX512 void lk_amx_prepack(int wtype, const void *W, int64_t rows, int64_t cols, void *out) {
+  const int bs = wbytes(wtype);
+  const int64_t nb = cols / QK, rb = nb * bs, prb = pre_record(wtype);
+  const pack_fn pack = wtype == LK_Q4_0 ? pack_nat_Q4_0 : wtype == LK_Q4_1 ? pack_nat_Q4_1 : pack_nat_Q8_0;
+  _Alignas(64) __m512i pk[KC * 8];
+  _Alignas(64) float dws[KC * 16], cws[KC * 16];
+  for (int64_t r = 0; r < rows; r += 16)
+    for (int64_t kb0 = 0; kb0 < nb; kb0 += KC) {
+      const int nkb = (int)(nb - kb0 < KC ? nb - kb0 : KC);
+      const uint8_t *w[16];
+      tile_rows((const uint8_t *)W + kb0 * bs, rb, r, rows, w);
+      pack(w, nkb, pk, dws, cws, w[15], w[15]);
+      for (int k = 0; k < nkb; k++) {
+        uint8_t *rec = (uint8_t *)out + (r / 16 * nb + kb0 + k) * prb;
+        memset(rec, 0, (size_t)prb);
+        const int qb = wtype == LK_Q8_0 ? 512 : 256;
+        if (wtype == LK_Q8_0) {
+          memcpy(rec, pk + 8 * k, 512);
+        } else {
+          for (int g = 0; g < 4; g++)
+            _mm512_storeu_si512((__m512i *)rec + g,
+                                _mm512_or_si512(pk[8 * k + g], _mm512_slli_epi16(pk[8 * k + 4 + g], 4)));
+        }
+        _mm256_storeu_si256((__m256i *)(rec + qb),
+                            _mm512_cvtps_ph(_mm512_load_ps(dws + 16 * k), _MM_FROUND_TO_NEAREST_INT));
+        if (wtype == LK_Q4_1)
+          _mm256_storeu_si256((__m256i *)(rec + qb + 32),
+                              _mm512_cvtps_ph(_mm512_load_ps(cws + 16 * k), _MM_FROUND_TO_NEAREST_INT));
+      }
+    }
 }
 
 #endif

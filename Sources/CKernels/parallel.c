@@ -12,6 +12,7 @@ typedef struct {
   float *y;
   int64_t ldy;
   const void *W;
+  const void *pre;
   const void *xq;
   int64_t xstride, ntok, ncols, nrows;
 } lk_product_job;
@@ -33,7 +34,7 @@ static void matvec_task(void *ctx, int ith, int nth) {
 }
 
 void lk_matvec_mt(lk_pool *pool, int wtype, float *y, const void *W, const void *xq, int64_t ncols, int64_t nrows) {
-  lk_product_job j = {wtype, y, 0, W, xq, 0, 1, ncols, nrows};
+  lk_product_job j = {wtype, y, 0, W, NULL, xq, 0, 1, ncols, nrows};
   if (lk_pool_threads(pool) == 1 || nrows < 32) {
     lk_matvec(wtype, y, W, xq, ncols, 0, nrows);
     return;
@@ -45,14 +46,19 @@ static void matmul_task(void *ctx, int ith, int nth) {
   const lk_product_job *j = ctx;
   int64_t r0, r1;
   split_rows(j->nrows, ith, nth, &r0, &r1);
-  if (r0 < r1) lk_matmul(j->wtype, j->y, j->ldy, j->W, j->xq, j->xstride, j->ntok, j->ncols, r0, r1);
+  if (r0 < r1) lk_matmul_pre(j->wtype, j->y, j->ldy, j->W, j->pre, j->xq, j->xstride, j->ntok, j->ncols, r0, r1);
 }
 
 void lk_matmul_mt(lk_pool *pool, int wtype, float *Y, int64_t ldy, const void *W, const void *Xq, int64_t xstride,
                   int64_t ntok, int64_t ncols, int64_t nrows) {
-  lk_product_job j = {wtype, Y, ldy, W, Xq, xstride, ntok, ncols, nrows};
+  lk_matmul_mt_pre(pool, wtype, Y, ldy, W, NULL, Xq, xstride, ntok, ncols, nrows);
+}
+
+void lk_matmul_mt_pre(lk_pool *pool, int wtype, float *Y, int64_t ldy, const void *W, const void *pre, const void *Xq,
+                      int64_t xstride, int64_t ntok, int64_t ncols, int64_t nrows) {
+  lk_product_job j = {wtype, Y, ldy, W, pre, Xq, xstride, ntok, ncols, nrows};
   if (lk_pool_threads(pool) == 1 || nrows < 32) {
-    lk_matmul(wtype, Y, ldy, W, Xq, xstride, ntok, ncols, 0, nrows);
+    lk_matmul_pre(wtype, Y, ldy, W, pre, Xq, xstride, ntok, ncols, 0, nrows);
     return;
   }
   lk_pool_run_chunks(pool, matmul_task, &j, PRODUCT_CHUNKS * lk_pool_threads(pool));

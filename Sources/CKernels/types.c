@@ -185,12 +185,35 @@ void lk_matvec(int wtype, float *y, const void *W, const void *xq, int64_t ncols
 
 void lk_matmul(int wtype, float *Y, int64_t ldy, const void *W, const void *Xq, int64_t xstride, int64_t ntok,
                int64_t ncols, int64_t r0, int64_t r1) {
+  lk_matmul_pre(wtype, Y, ldy, W, NULL, Xq, xstride, ntok, ncols, r0, r1);
+}
+
+int64_t lk_amx_prepack_bytes(int wtype, int64_t rows, int64_t cols) {
+  if (lk_isa() < LK_ISA_AMX || (wtype != LK_Q4_0 && wtype != LK_Q4_1 && wtype != LK_Q8_0)) return 0;
+  if (rows <= 0 || rows % 16 != 0 || cols <= 0 || cols % QK != 0) return 0;
+#if LK_X86
+  return rows / 16 * (cols / QK) * lk_amx_record_bytes(wtype);
+#else
+  return 0;
+#endif
+}
+
+void lk_amx_prepack_rows(int wtype, const void *W, int64_t rows, int64_t cols, void *out) {
+#if LK_X86
+  if (lk_amx_prepack_bytes(wtype, rows, cols) > 0) lk_amx_prepack(wtype, W, rows, cols, out);
+#else
+  (void)wtype, (void)W, (void)rows, (void)cols, (void)out;
+#endif
+}
+
+void lk_matmul_pre(int wtype, float *Y, int64_t ldy, const void *W, const void *pre, const void *Xq, int64_t xstride,
+                   int64_t ntok, int64_t ncols, int64_t r0, int64_t r1) {
   if (r1 <= r0 || ntok <= 0) return;
   switch (isa_now()) {
 #if LK_X86
   case LK_ISA_AMX:
     if (wtype == LK_Q4_0 || wtype == LK_Q4_1 || wtype == LK_Q8_0) {
-      lk_mm_q32_amx(wtype, Y, ldy, W, Xq, xstride, ntok, ncols, r0, r1);
+      lk_mm_q32_amx(wtype, Y, ldy, W, pre, Xq, xstride, ntok, ncols, r0, r1);
       return;
     }
     lk_matmul_avx512(wtype, Y, ldy, W, Xq, xstride, ntok, ncols, r0, r1);

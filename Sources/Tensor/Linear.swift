@@ -117,8 +117,8 @@ public final class LinearWorkspace: @unchecked Sendable {  // owned by one compu
       if a.n == 1 {
         lk_matvec_mt(pool.raw, code, y, w.data, q, Int64(w.cols), Int64(w.rows))
       } else {
-        lk_matmul_mt(
-          pool.raw, code, y, Int64(ldy), w.data, q, Int64(a.qStride), Int64(a.n), Int64(w.cols), Int64(w.rows))
+        lk_matmul_mt_pre(
+          pool.raw, code, y, Int64(ldy), w.data, w.pre, q, Int64(a.qStride), Int64(a.n), Int64(w.cols), Int64(w.rows))
       }
       return
     }
@@ -195,7 +195,8 @@ public final class LinearWorkspace: @unchecked Sendable {  // owned by one compu
       if n == 1 {
         lk_matvec(w.type.code, y + r0, w.data, q, Int64(w.cols), Int64(r0), Int64(r1))
       } else {
-        lk_matmul(w.type.code, y, Int64(ldy), w.data, q, Int64(qs), Int64(n), Int64(w.cols), Int64(r0), Int64(r1))
+        lk_matmul_pre(
+          w.type.code, y, Int64(ldy), w.data, w.pre, q, Int64(qs), Int64(n), Int64(w.cols), Int64(r0), Int64(r1))
       }
     }
     let total = base + side

@@ -125,4 +125,41 @@ extension KernelISATests {
       }
     }
   }
+
+  /// The AMX products reading a prepacked copy give exactly lk_matvec's results: whole and
+  /// partial 16-token groups, prefill-sized chunks, rows of more than one column chunk (72
+  /// blocks), row ranges that start on a tile (the copy is read) or not (W is read); on the other
+  /// ISA levels the copy is ignored. Where the CPU has no AMX there is no copy to test.
+  @Test(arguments: [KType.q4_1, .q8_0, .q4_0], [576, 2304])
+  func prepackedMatmulEqualsMatvecBitForBit(_ type: KType, cols: Int) {
+    let p = Problem(type, rows: 160, cols: cols, ntok: 40, seed: 0xF8 + UInt64(type.code) + UInt64(cols))
+    let bytes = Int(lk_amx_prepack_bytes(type.code, Int64(p.rows), Int64(p.cols)))
+    guard lk_cpu_isa() >= Int32(LK_ISA_AMX) else {
+      #expect(bytes == 0)
+      return
+    }
+    #expect(bytes == p.rows / 16 * p.cols / 32 * (type.code == KType.q8_0.code ? 576 : 320))
+    let pre = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
+    defer { pre.deallocate() }
+    p.w.withUnsafeBytes { lk_amx_prepack_rows(type.code, $0.baseAddress!, Int64(p.rows), Int64(p.cols), pre) }
+    forEachISA { isa in
+      let alone = (0..<p.ntok).map { Self.matvec(p, token: $0) }
+      for n in [6, 11, 16, 21, 40] {
+        for rows in [0..<160, 16..<48, 5..<150] {
+          var Y = [Float](repeating: .nan, count: n * p.rows)
+          p.w.withUnsafeBytes { w in
+            p.xq.withUnsafeBytes { x in
+              lk_matmul_pre(
+                type.code, &Y, Int64(p.rows), w.baseAddress!, pre, x.baseAddress!, Int64(p.actBytes), Int64(n),
+                Int64(p.cols), Int64(rows.lowerBound), Int64(rows.upperBound))
+            }
+          }
+          for t in 0..<n {
+            let diff = Self.difference(Y[t * p.rows + rows.lowerBound..<t * p.rows + rows.upperBound], alone[t][rows])
+            #expect(diff == nil, "\(type) \(isaNames[Int(isa)]) \(n) tokens rows \(rows): token \(t): \(diff ?? "")")
+          }
+        }
+      }
+    }
+  }
 }

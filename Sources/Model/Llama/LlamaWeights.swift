@@ -15,6 +15,17 @@ public struct LlamaLayer: @unchecked Sendable {
   public let wGate: WeightMatrix  // (ffnDim, dim)
   public let wUp: WeightMatrix  // (ffnDim, dim)
   public let wDown: WeightMatrix  // (dim, ffnDim)
+
+  /// The seven matrices in the order `with` takes them.
+  var matrices: [WeightMatrix] { [wq, wk, wv, wo, wGate, wUp, wDown] }
+
+  /// This layer with its seven matrices replaced (by their prepacked versions).
+  func with(_ m: ArraySlice<WeightMatrix>) -> LlamaLayer {
+    let m = Array(m)
+    return LlamaLayer(
+      attnNorm: attnNorm, wq: m[0], wk: m[1], wv: m[2], wo: m[3], bq: bq, bk: bk, bv: bv, ffnNorm: ffnNorm,
+      wGate: m[4], wUp: m[5], wDown: m[6])
+  }
 }
 
 /// All weights of a Llama-family model, stored as they are in the file (4-bit stays 4-bit).
@@ -24,6 +35,8 @@ public struct LlamaWeights: @unchecked Sendable {  // points into the read-only 
   public let outputNorm: UnsafePointer<Float>  // (dim)
   public let output: WeightMatrix  // (vocab, dim): output.weight, or token_embd when tied
   public let tiedOutput: Bool
+  /// The AMX-prepacked copies of the layers' matrices and the output head (empty without AMX).
+  public let prepacked: PrepackedWeights
 
   public init(gguf f: GGUFFile, config c: LlamaConfig) throws {
     func matrix(_ name: String, rows: Int, cols: Int) throws -> WeightMatrix {
@@ -46,11 +59,12 @@ public struct LlamaWeights: @unchecked Sendable {  // points into the read-only 
     }
     tokenEmbedding = try matrix("token_embd.weight", rows: c.vocabSize, cols: c.dim)
     outputNorm = try vector("output_norm.weight", c.dim)
+    let head: WeightMatrix
     if f.tensor("output.weight") != nil {
-      output = try matrix("output.weight", rows: c.vocabSize, cols: c.dim)
+      head = try matrix("output.weight", rows: c.vocabSize, cols: c.dim)
       tiedOutput = false
     } else {
-      output = tokenEmbedding
+      head = tokenEmbedding
       tiedOutput = true
     }
     var ls: [LlamaLayer] = []
@@ -71,6 +85,9 @@ public struct LlamaWeights: @unchecked Sendable {  // points into the read-only 
           wUp: try matrix(p + "ffn_up.weight", rows: c.ffnDim, cols: c.dim),
           wDown: try matrix(p + "ffn_down.weight", rows: c.dim, cols: c.ffnDim)))
     }
-    layers = ls
+    var all = [head] + ls.flatMap(\.matrices)
+    prepacked = PrepackedWeights(all) { i, m in all[i] = m }
+    output = all[0]
+    layers = ls.indices.map { i in ls[i].with(all[1 + 7 * i..<8 + 7 * i]) }
   }
 }

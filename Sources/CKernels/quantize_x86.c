@@ -32,11 +32,12 @@ LK_AVX512 void lk_quant_act_avx512(int atype, const float *x, void *xq, int64_t 
     __m512i qa = round_away512(_mm512_mul_ps(a, vid)), qc = round_away512(_mm512_mul_ps(c, vid));
     _mm_storeu_si128((__m128i *)(b + off), _mm512_cvtsepi32_epi8(qa));
     _mm_storeu_si128((__m128i *)(b + off + 16), _mm512_cvtsepi32_epi8(qc));
-    uint16_t dh = lk_f2h(d);
+    // F16C's conversion rounds to nearest even as lk_f2h does (NaN payloads aside)
+    uint16_t dh = _cvtss_sh(d, _MM_FROUND_TO_NEAREST_INT);
     memcpy(b, &dh, 2);
     if (atype == LK_Q8_1) {
       int sum = _mm512_reduce_add_epi32(_mm512_add_epi32(qa, qc));
-      uint16_t sh = lk_f2h(d * (float)sum);
+      uint16_t sh = _cvtss_sh(d * (float)sum, _MM_FROUND_TO_NEAREST_INT);
       memcpy(b + 2, &sh, 2);
     }
   }
@@ -79,14 +80,14 @@ LK_AVX2 void lk_quant_act_avx2(int atype, const float *x, void *xq, int64_t n) {
     __m256i p = _mm256_packs_epi16(p01, p23);
     p = _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
     _mm256_storeu_si256((__m256i *)(b + off), p);
-    uint16_t dh = lk_f2h(d);
+    uint16_t dh = _cvtss_sh(d, _MM_FROUND_TO_NEAREST_INT);
     memcpy(b, &dh, 2);
     if (atype == LK_Q8_1) {
       __m256i s = _mm256_add_epi32(_mm256_add_epi32(q[0], q[1]), _mm256_add_epi32(q[2], q[3]));
       __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
       s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0x4e));
       s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0xb1));
-      uint16_t sh = lk_f2h(d * (float)_mm_cvtsi128_si32(s4));
+      uint16_t sh = _cvtss_sh(d * (float)_mm_cvtsi128_si32(s4), _MM_FROUND_TO_NEAREST_INT);
       memcpy(b + 2, &sh, 2);
     }
   }

@@ -3,40 +3,44 @@
 
 #include <math.h>
 
-/// log Σ exp(x[i]), 8 running sums; the AVX2 build of the same code vectorizes it (roundf and
-/// all), which the baseline x86-64 build cannot.
-static inline __attribute__((always_inline)) float logsumexp(const float *x, int64_t n) {
+/// log Σ exp(x[i]) with L running maxima and sums (L a constant: the x86 builds vectorize the
+/// loops, roundf and all, which the baseline x86-64 build cannot).
+static inline __attribute__((always_inline)) float logsumexp(const float *x, int64_t n, const int L) {
   if (n <= 0) return -INFINITY;
   float mx = x[0];
   int64_t i = 1;
-  if (n >= 16) {  // 8 running maxima (max is exact: the same result in any order)
-    float m[8];
-    for (int j = 0; j < 8; j++) m[j] = x[j];
-    for (i = 8; i + 8 <= n; i += 8)
-      for (int j = 0; j < 8; j++) m[j] = x[i + j] > m[j] ? x[i + j] : m[j];
-    for (int j = 0; j < 8; j++) mx = m[j] > mx ? m[j] : mx;
+  if (n >= 2 * L) {  // L running maxima (max is exact: the same result in any order)
+    float m[16];
+    for (int j = 0; j < L; j++) m[j] = x[j];
+    for (i = L; i + L <= n; i += L)
+      for (int j = 0; j < L; j++) m[j] = x[i + j] > m[j] ? x[i + j] : m[j];
+    for (int j = 0; j < L; j++) mx = m[j] > mx ? m[j] : mx;
   }
   for (; i < n; i++) mx = x[i] > mx ? x[i] : mx;
   if (!isfinite(mx)) return mx;
-  float sum[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  float sum[16];
+  for (int j = 0; j < L; j++) sum[j] = 0;
   i = 0;
-  for (; i + 8 <= n; i += 8)
-    for (int j = 0; j < 8; j++) sum[j] += lk_exp_nonpositive(x[i + j] - mx);
+  for (; i + L <= n; i += L)
+    for (int j = 0; j < L; j++) sum[j] += lk_exp_nonpositive(x[i + j] - mx);
   float s = 0;
   for (; i < n; i++) s += lk_exp_nonpositive(x[i] - mx);
-  for (int j = 0; j < 8; j++) s += sum[j];
+  for (int j = 0; j < L; j++) s += sum[j];
   return mx + logf(s);
 }
 
 #if LK_X86
-LK_AVX2 static float logsumexp_avx2(const float *x, int64_t n) { return logsumexp(x, n); }
+LK_AVX2 static float logsumexp_avx2(const float *x, int64_t n) { return logsumexp(x, n, 8); }
+LK_AVX512 static float logsumexp_avx512(const float *x, int64_t n) { return logsumexp(x, n, 16); }
 #endif
 
 float lk_logsumexp(const float *x, int64_t n) {
 #if LK_X86
-  if (lk_cur_isa() >= LK_ISA_AVX2) return logsumexp_avx2(x, n);
+  const int isa = lk_cur_isa();
+  if (isa >= LK_ISA_AVX512) return logsumexp_avx512(x, n);
+  if (isa >= LK_ISA_AVX2) return logsumexp_avx2(x, n);
 #endif
-  return logsumexp(x, n);
+  return logsumexp(x, n, 8);
 }
 
 // ---- argmax and the top-k scan's filter --------------------------------------------------------

@@ -54,10 +54,10 @@ extension KernelISATests {
 }
 
 /// log Σ exp on every ISA against Double: vocabulary-sized rows (the AVX2 build runs the running
-/// maxima and sums 8 wide), short ones, and the maximum at the very end (in the scalar tail when n
-/// is not a multiple of 8).
+/// maxima and sums 8 wide, the AVX-512 one 16), lengths either side of where those start (2 x 8,
+/// 2 x 16), and the maximum at the very end (in the scalar tail when n is not a multiple of 8).
 extension KernelISATests {
-  @Test(arguments: [49152, 1003, 15, 7])
+  @Test(arguments: [49152, 1003, 33, 31, 17, 15, 7])
   func logSumExpMatchesDouble(n: Int) {
     var rng = SeededRNG(seed: 0x15E + UInt64(n))
     var x = rng.floats(n, sigma: 4)

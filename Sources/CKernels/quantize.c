@@ -65,6 +65,15 @@ static void quant_q8_K(const float *x, block_q8_K *y, int64_t nb) {
   }
 }
 
+void lk_q8_1_to_q8_0(const void *src, void *dst, int64_t n) {
+  const block_q8_1 *s = src;
+  block_q8_0 *d = dst;
+  for (int64_t i = 0; i < n / QK; i++) {
+    d[i].d = s[i].d;
+    memcpy(d[i].qs, s[i].qs, QK);
+  }
+}
+
 void lk_quant_act_scalar(int atype, const float *x, void *xq, int64_t n) {
   switch (atype) {
   case LK_Q8_0: quant_q8_0(x, xq, n / QK); break;

@@ -69,6 +69,25 @@ extension KernelISATests {
     }
   }
 
+  /// The LoRA shrinks reuse the base product's Q8_1 rows as Q8_0 (lk_q8_1_to_q8_0): that must be
+  /// byte for byte the Q8_0 row of the same floats, on every ISA.
+  @Test func q8_1RowsRearrangeIntoTheQ8_0RowsOfTheSameFloats() {
+    var rng = SeededRNG(seed: 0x81)
+    let n = 1536
+    var x = rng.floats(n, sigma: 2)
+    for i in 0..<32 { x[i] = 0 }
+    for i in 32..<64 { x[i] *= 1e-6 }
+    forEachISA { isa in
+      var q81 = [UInt8](repeating: 0xEE, count: Int(lk_act_row_bytes(KType.q4_1.code, Int64(n))))
+      var q80 = [UInt8](repeating: 0xEE, count: Int(lk_act_row_bytes(KType.q8_0.code, Int64(n))))
+      var got = [UInt8](repeating: 0x11, count: q80.count)
+      lk_quantize_act(KType.q4_1.code, x, &q81, Int64(n))
+      lk_quantize_act(KType.q8_0.code, x, &q80, Int64(n))
+      lk_q8_1_to_q8_0(q81, &got, Int64(n))
+      #expect(got == q80, "\(isaNames[Int(isa)])")
+    }
+  }
+
   @Test func q8RoundsHalvesAwayFromZero() {
     // amax 127 gives d = 1 exactly, so x * (1/d) lands on the halves
     var x = [Float](repeating: 0, count: 32)

@@ -57,6 +57,11 @@ int lk_act_type(int wtype);
 int64_t lk_act_row_bytes(int wtype, int64_t n);
 /// Quantize a float row for dot products with `wtype` weights (a copy for float types).
 void lk_quantize_act(int wtype, const float *x, void *xq, int64_t n);
+/// A Q8_1 activation row of n elements (n a multiple of 32) as the Q8_0 row lk_quantize_act would
+/// make of the same floats: both quantize a block alike (scale amax / 127, the same bytes), so
+/// this drops each block's sum and moves its bytes. Products with Q8_0 weights (LoRA factors)
+/// reuse the row quantized for Q4_1 weights this way.
+void lk_q8_1_to_q8_0(const void *src, void *dst, int64_t n);
 /// Quantize a float row to a weight type (Q8_0, Q4_0, Q4_1 at least): used by tests and tools.
 void lk_quantize_row(int type, const float *x, void *dst, int64_t n);
 

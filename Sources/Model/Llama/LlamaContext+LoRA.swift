@@ -29,6 +29,10 @@ struct LoRACall {
   var xqStride: Int
   var anyQ8: Bool
   var byGroup: Bool  // groups whole on one thread, first halves as side chunks
+  /// The base product's activations of the same x, when quantized alike (Q8_0 or Q8_1):
+  /// the Q8_0 rows the factors multiply are then read (Q8_0) or rearranged (Q8_1) from them
+  /// instead of quantizing x again.
+  var shared: Activations?
 }
 
 /// A maximal run of consecutive batch rows that apply the same adapter mix.
@@ -69,7 +73,7 @@ extension LlamaContext {
   ///   the shrinks by task, then the expands split by column across threads.
   /// Returns the number of side chunks for the base product (0: nothing rides along).
   func planLoRA(
-    layer l: Int, x: UnsafePointer<Float>, ldx: Int,
+    layer l: Int, x: UnsafePointer<Float>, ldx: Int, sharing base: Activations? = nil,
     _ o0: (LoRAModule, UnsafeMutablePointer<Float>, Int),
     _ o1: (LoRAModule, UnsafeMutablePointer<Float>, Int)? = nil,
     _ o2: (LoRAModule, UnsafeMutablePointer<Float>, Int)? = nil
@@ -119,8 +123,25 @@ extension LlamaContext {
       }
       ensureLoRAQuantScratch(bytes: off)
     }
-    loraCall = LoRACall(outs: outs, x: x, ldx: ldx, cols: cols, xqStride: xqStride, anyQ8: anyQ8, byGroup: byGroup)
+    var shared: Activations? = nil
+    if let base, base.q != nil, base.x == x, base.ldx == ldx, base.cols == cols,
+      base.actType == GGMLType.q8_0.code || base.actType == Int32(LK_Q8_1)
+    {
+      shared = base
+    }
+    loraCall = LoRACall(
+      outs: outs, x: x, ldx: ldx, cols: cols, xqStride: xqStride, anyQ8: anyQ8, byGroup: byGroup, shared: shared)
     return byGroup ? ng : 0
+  }
+
+  /// Row `row` of the call's x as Q8_0 at dst: rearranged from the shared Q8_1 activations, or
+  /// quantized. (Shared Q8_0 activations are read in place, see `loraShrink`.)
+  @inline(__always) func loraQuantizeRow(_ call: LoRACall, _ row: Int, _ dst: UnsafeMutableRawPointer) {
+    if let a = call.shared, let q = a.q, a.actType == Int32(LK_Q8_1) {
+      lk_q8_1_to_q8_0(q + row * a.qStride, dst, Int64(call.cols))
+    } else {
+      lk_quantize_act(GGMLType.q8_0.code, call.x + row * call.ldx, dst, Int64(call.cols))
+    }
   }
 
   /// Tasks [first, end) of group g.
@@ -135,15 +156,18 @@ extension LlamaContext {
     let range = loraGroupRange(g)
     let head = loraTasks[range.lowerBound]
     var xq: UnsafeRawPointer? = nil
+    var stride = call.xqStride
     if call.anyQ8 {
-      let dst = loraXq! + loraXqOffsets[g]
-      for i in 0..<head.count {
-        lk_quantize_act(
-          GGMLType.q8_0.code, call.x + (head.row + i) * call.ldx, dst + i * call.xqStride, Int64(call.cols))
+      if let a = call.shared, let q = a.q, a.actType == GGMLType.q8_0.code {
+        xq = q + head.row * a.qStride
+        stride = a.qStride
+      } else {
+        let dst = loraXq! + loraXqOffsets[g]
+        for i in 0..<head.count { loraQuantizeRow(call, head.row + i, dst + i * call.xqStride) }
+        xq = UnsafeRawPointer(dst)
       }
-      xq = UnsafeRawPointer(dst)
     }
-    for k in range { loraShrinkTask(loraTasks[k], xq, call) }
+    for k in range { loraShrinkTask(loraTasks[k], xq, stride, call) }
   }
 
   /// The expands of the planned call, after its base product (and, for the whole-groups way,
@@ -165,20 +189,27 @@ extension LlamaContext {
     let nt = tasks.count
     // 0. Q8_0 factors multiply x quantized to Q8_0 (as the base's Q8_0 weights do): the rows of
     //    the runs, once per call, shared by every adapter part and output.
+    var xqAll = loraXq.map { UnsafeRawPointer($0) }
+    var xqStride = call.xqStride
     if call.anyQ8 {
-      let rows = loraRuns.last.map { $0.row + $0.count } ?? 0
-      ensureLoRAQuantScratch(bytes: rows * call.xqStride)
-      let dst = loraXq!, stride = call.xqStride, x = call.x, ldx = call.ldx, cols = call.cols
-      each(rows) { i in lk_quantize_act(GGMLType.q8_0.code, x + i * ldx, dst + i * stride, Int64(cols)) }
+      if let a = call.shared, let q = a.q, a.actType == GGMLType.q8_0.code {
+        xqAll = q
+        xqStride = a.qStride
+      } else {
+        let rows = loraRuns.last.map { $0.row + $0.count } ?? 0
+        ensureLoRAQuantScratch(bytes: rows * call.xqStride)
+        let dst = loraXq!, stride = call.xqStride
+        each(rows) { i in self.loraQuantizeRow(call, i, dst + i * stride) }
+        xqAll = UnsafeRawPointer(dst)
+      }
     }
-    let xqAll = loraXq.map { UnsafeRawPointer($0) }
     // 1. T = X_rows · Aᵀ, one task at a time, round-robin over the threads.
-    pool.run { ith, nth in
+    pool.run { [xqAll, xqStride] ith, nth in
       var k = ith
       while k < nt {
         let task = tasks[k]
         k += nth
-        self.loraShrinkTask(task, xqAll.map { $0 + task.row * call.xqStride }, call)
+        self.loraShrinkTask(task, xqAll.map { $0 + task.row * xqStride }, xqStride, call)
       }
     }
     // 2. Y_rows[:, c0..<c1] += scale · T · Bᵀ[:, c0..<c1], columns split across threads (in
@@ -194,11 +225,13 @@ extension LlamaContext {
   }
 
   /// t = A · x for the rows of one task (x rows quantized at xq for Q8_0 factors).
-  @inline(__always) func loraShrinkTask(_ task: LoRATask, _ xq: UnsafeRawPointer?, _ call: LoRACall) {
+  @inline(__always) func loraShrinkTask(
+    _ task: LoRATask, _ xq: UnsafeRawPointer?, _ xqStride: Int, _ call: LoRACall
+  ) {
     let f = task.factor
     if f.type == .q8_0 {
       lk_lora_shrink_q8(
-        loraT! + task.t, Int64(f.rank), xq!, Int64(call.xqStride), Int64(task.count), f.a, Int64(f.rank),
+        loraT! + task.t, Int64(f.rank), xq!, Int64(xqStride), Int64(task.count), f.a, Int64(f.rank),
         Int64(f.cols))
     } else {
       lk_lora_shrink(

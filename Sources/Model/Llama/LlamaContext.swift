@@ -154,7 +154,8 @@ public final class LlamaContext: @unchecked Sendable {  // owned by one compute 
       let a = linear.activations(xb, ldx: dim, n: n, for: layer.wq) { i in
         lk_rmsnorm(xb + i * dim, x + i * dim, layer.attnNorm, Int64(dim), eps)
       }
-      var side = planLoRA(layer: l, x: xb, ldx: dim, (.q, q, c.qDim), (.k, k, c.kvDim), (.v, v, c.kvDim))
+      var side = planLoRA(
+        layer: l, x: xb, ldx: dim, sharing: a, (.q, q, c.qDim), (.k, k, c.kvDim), (.v, v, c.kvDim))
       linear.linear(
         (q, layer.wq), (k, layer.wk), (v, layer.wv), ldy: (c.qDim, c.kvDim, c.kvDim), a, side: side, loraShrink)
       finishLoRA()
@@ -163,9 +164,9 @@ public final class LlamaContext: @unchecked Sendable {  // owned by one compute 
       addBias(v, layer.bv, c.kvDim, n)
       ropeAndStore(layer: l, batch: batch, n: n)
       attention(layer: l, batch: batch, n: n)
-      side = planLoRA(layer: l, x: att, ldx: c.qDim, (.o, xb2, dim))
-      linear.linear(
-        xb2, ldy: dim, layer.wo, linear.activations(att, ldx: c.qDim, n: n, for: layer.wo), side: side, loraShrink)
+      let ao = linear.activations(att, ldx: c.qDim, n: n, for: layer.wo)
+      side = planLoRA(layer: l, x: att, ldx: c.qDim, sharing: ao, (.o, xb2, dim))
+      linear.linear(xb2, ldy: dim, layer.wo, ao, side: side, loraShrink)
       finishLoRA()
       addRows(x, xb2, n * dim)
 
@@ -173,14 +174,14 @@ public final class LlamaContext: @unchecked Sendable {  // owned by one compute 
       let f = linear.activations(xb, ldx: dim, n: n, for: layer.wGate) { i in
         lk_rmsnorm(xb + i * dim, x + i * dim, layer.ffnNorm, Int64(dim), eps)
       }
-      side = planLoRA(layer: l, x: xb, ldx: dim, (.gate, hb, c.ffnDim), (.up, hb2, c.ffnDim))
+      side = planLoRA(layer: l, x: xb, ldx: dim, sharing: f, (.gate, hb, c.ffnDim), (.up, hb2, c.ffnDim))
       linear.linear((hb, layer.wGate), (hb2, layer.wUp), ldy: (c.ffnDim, c.ffnDim, 0), f, side: side, loraShrink)
       finishLoRA()
       let hb = self.hb, hb2 = self.hb2, ffn = c.ffnDim
       let d = linear.activations(hb, ldx: ffn, n: n, for: layer.wDown) { i in
         lk_swiglu(hb + i * ffn, hb + i * ffn, hb2 + i * ffn, Int64(ffn))
       }
-      side = planLoRA(layer: l, x: hb, ldx: c.ffnDim, (.down, xb2, dim))
+      side = planLoRA(layer: l, x: hb, ldx: c.ffnDim, sharing: d, (.down, xb2, dim))
       linear.linear(xb2, ldy: dim, layer.wDown, d, side: side, loraShrink)
       finishLoRA()
       addRows(x, xb2, n * dim)

@@ -2,8 +2,9 @@ import CKernels
 import Foundation
 
 /// A weight matrix of `rows × cols` in its on-disk (possibly 4-bit) layout, read in place:
-/// row r starts at `data + r * rowBytes`. Never copied, never dequantized as a whole except
-/// into a caller's scratch buffer for batched products.
+/// row r starts at `data + r * rowBytes`. Never dequantized as a whole except into a caller's
+/// scratch buffer for batched products; copied only into the AMX layout (`pre`), as 4-bit as the
+/// file where the file is.
 public struct WeightMatrix: @unchecked Sendable {  // points into a read-only mapping that outlives it
   public let type: GGMLType
   public let rows: Int

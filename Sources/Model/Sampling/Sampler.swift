@@ -34,8 +34,8 @@ public final class Sampler {
     recent.append(token)
   }
 
-  /// The index of the largest logit.
-  /// The first of them if it occurs more than once; NaNs never win (`lk_argmax`).
+  /// The index of the largest logit, the first if it occurs more than once; NaNs never win
+  /// (`lk_argmax`).
   public static func argmax(_ logits: UnsafePointer<Float>, _ n: Int) -> Int32 {
     Int32(lk_argmax(logits, Int64(n)))
   }

@@ -26,8 +26,8 @@ public final class ResidentAdapter: LowRankSource, @unchecked Sendable {  // imm
   public static let servingTypes: [GGMLType] = [.q8_0, .f16, .f32]
 
   /// The element type one factor of (rows, cols) gets when `type` is asked for.
-  public static func factorType(_ type: GGMLType, rows: Int, cols: Int) -> GGMLType {
-    type == .q8_0 && (rows % 32 != 0 || cols % 32 != 0) ? .f16 : type
+  public static func factorType(_ type: GGMLType, rows: Int, cols: Int, rank: Int) -> GGMLType {
+    type == .q8_0 && (rows % 32 != 0 || cols % 32 != 0 || rank > Int(LK_LORA_Q8_MAX_RANK)) ? .f16 : type
   }
 
   /// - type: `.q8_0` (serving default), `.f16`, or `.f32` (exact, for checks and the learner).
@@ -46,11 +46,12 @@ public final class ResidentAdapter: LowRankSource, @unchecked Sendable {  // imm
     var total = 0
     for t in targets {
       let p = w.pairs[t]!
-      let ft = Self.factorType(type, rows: p.rows, cols: p.cols)
+      let ft = Self.factorType(type, rows: p.rows, cols: p.cols, rank: p.rank)
       let a = total
       total += (p.rank * rowBytes(ft, p.cols) + 63) & ~63
       offsets.append((a, total, ft))
-      total += (p.rank * rowBytes(ft, p.rows) + 63) & ~63
+      let bBytes = ft == .q8_0 ? Int(lk_lora_b_q8_bytes(Int64(p.rows), Int64(p.rank))) : p.rank * rowBytes(ft, p.rows)
+      total += (bBytes + 63) & ~63
     }
     bytes = total
     let storage = UnsafeMutableRawPointer.allocate(byteCount: max(total, 64), alignment: 64)
@@ -69,17 +70,18 @@ public final class ResidentAdapter: LowRankSource, @unchecked Sendable {  // imm
         for r in 0..<count { RowConversion.fromFloatForServing(o.type, v + r * n, storage + off + r * rb, n) }
       }
       p.a.withUnsafeBufferPointer { put($0.baseAddress!, rows: p.rank, p.cols, at: o.a) }
-      // Bᵀ: (rank, rows), so the expand half streams contiguous rows; in Q8_0, as panels (the
-      // rank blocks of each 32 columns together, see lk_lora_expand_q8), packed by the kernel
-      // straight from B (on a cold load's path to the first token).
+      // B in Q8: each row's rank values one int8 block, by groups of 16 rows for the expand's
+      // integer dots (see lk_lora_expand_q8), packed by the kernel straight from B (on a cold
+      // load's path to the first token). Otherwise Bᵀ: (rank, rows), so the expand half streams
+      // contiguous rows.
       if o.type == .q8_0 {
-        p.b.withUnsafeBufferPointer { lk_lora_pack_bt_q8($0.baseAddress!, Int64(p.rows), Int64(p.rank), storage + o.b) }
+        p.b.withUnsafeBufferPointer { lk_lora_pack_b_q8($0.baseAddress!, Int64(p.rows), Int64(p.rank), storage + o.b) }
         return
       }
       let bt = [Float](unsafeUninitializedCapacity: p.b.count) { buf, n in
         p.b.withUnsafeBufferPointer { b in
           for r in 0..<p.rows {
-            for k in 0..<p.rank { buf[Self.btIndex(o.type, k, r, rank: p.rank, rows: p.rows)] = b[r * p.rank + k] }
+            for k in 0..<p.rank { buf[Self.btIndex(k, r, rows: p.rows)] = b[r * p.rank + k] }
           }
         }
         n = p.b.count
@@ -109,20 +111,22 @@ public final class ResidentAdapter: LowRankSource, @unchecked Sendable {  // imm
           count = n
         }
       }
-      let bt = read(f.bt, f.rows * f.rank)
-      var b = [Float](repeating: 0, count: bt.count)
-      for r in 0..<f.rows {
-        for k in 0..<f.rank { b[r * f.rank + k] = bt[Self.btIndex(f.type, k, r, rank: f.rank, rows: f.rows)] }
+      var b = [Float](repeating: 0, count: f.rows * f.rank)
+      if f.type == .q8_0 {
+        lk_lora_unpack_b_q8(f.bt, Int64(f.rows), Int64(f.rank), &b)
+      } else {
+        let bt = read(f.bt, f.rows * f.rank)
+        for r in 0..<f.rows {
+          for k in 0..<f.rank { b[r * f.rank + k] = bt[Self.btIndex(k, r, rows: f.rows)] }
+        }
       }
       pairs[t] = LoRAPair(rank: f.rank, rows: f.rows, cols: f.cols, scale: f.scale, a: read(f.a, f.rank * f.cols), b: b)
     }
     return LoRAWeights(name: name, pairs: pairs)
   }
 
-  /// Where Bᵀ[k, r] is stored: row-major (rank, rows), or for Q8_0 in panels of 32 columns.
-  static func btIndex(_ type: GGMLType, _ k: Int, _ r: Int, rank: Int, rows: Int) -> Int {
-    type == .q8_0 ? ((r >> 5) * rank + k) << 5 | (r & 31) : k * rows + r
-  }
+  /// Where Bᵀ[k, r] is stored in F16 / F32: row-major (rank, rows).
+  static func btIndex(_ k: Int, _ r: Int, rows: Int) -> Int { k * rows + r }
 
   public func factor(layer: Int, module: LoRAModule) -> LowRankFactor? {
     let i = layer * LoRAModule.allCases.count + module.index

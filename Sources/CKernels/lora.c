@@ -151,95 +151,142 @@ LK_AVX2 static void expand_avx2(float *y, int64_t ldy, const float *t, int64_t l
 }
 #endif
 
-// ---- Q8_0 factors -----------------------------------------------------------------------
-// ggml's Q8_0 blocks (f16 scale, 32 int8): a quarter of F32's bytes, about half of F16's.
-// Bᵀ is stored in panels: for each block of 32 columns, its rank blocks one after another, so
-// the expand streams the factor front to back (one stream the prefetchers follow, not rank
-// strided ones) and a panel (rank × 34 bytes) stays in L1 across the rows of t.
+// ---- Q8 factors ---------------------------------------------------------------------------
+// A: ggml's Q8_0 rows (the shrink is lk_matmul). B (rows x rank): each row's rank values (padded
+// with zeros to a multiple of 4, r4) quantized as one int8 block with a half scale, stored by
+// groups of 16 rows for VNNI: per group, r4 / 4 vectors of 64 bytes, byte 4j + i of vector q
+// holding B[16g + j][4q + i] + 128 as an unsigned byte, then the group's 16 scales (halves).
+// The expand quantizes each row of t (rank values) to int8 too (scale max|t| / 127), so that
+// Σ_k t_k · B[c][k] is an integer dot of length r4 per output: r4 / 4 vpdpbusd for 16 outputs
+// on AVX-512 VNNI, where a per-column layout needs a conversion and an FMA per output and rank.
+// Every ISA computes the same: the exact integer dot, then y = fma(float(dot), e_c · s · dt, y).
 
-static void expand_q8_scalar(float *y, int64_t ldy, const float *t, int64_t ldt, int64_t ntok, const void *bt,
-                             int64_t rank, int64_t rows, int64_t c0, int64_t c1, float scale) {
-  const block_q8_0 *B = bt;
-  (void)rows;
-  for (int64_t c = c0; c < c1; c += QK)
-    for (int64_t i = 0; i < ntok; i++) {
-      float *yi = y + i * ldy + c;
-      for (int64_t k = 0; k < rank; k++) {
-        const block_q8_0 *blk = B + (c / QK) * rank + k;
-        const float w = scale * t[i * ldt + k] * lk_h2f(blk->d);
-        for (int j = 0; j < QK; j++) yi[j] += w * (float)blk->qs[j];
-      }
-    }
+LK_INLINE int64_t q8r_rank4(int64_t rank) { return (rank + 3) & ~(int64_t)3; }
+LK_INLINE int64_t q8r_group_bytes(int64_t rank) { return 16 * q8r_rank4(rank) + 32; }
+
+int64_t lk_lora_b_q8_bytes(int64_t rows, int64_t rank) { return rows / 16 * q8r_group_bytes(rank); }
+
+LK_INLINE int32_t q8r_round_away(float v) { return (int32_t)(v < 0 ? v - 0.5f : v + 0.5f); }
+
+/// n values (n <= LK_LORA_Q8_MAX_RANK) as int8 with one scale (amax / 127), rounding half away from zero as the
+/// activation quantizers do; returns the scale (0 for an all-zero row).
+static float q8r_quantize(const float *v, int64_t n, int8_t *q) {
+  float amax = 0;
+  for (int64_t k = 0; k < n; k++) amax = fmaxf(amax, fabsf(v[k]));
+  const float d = amax / 127.0f, id = d != 0 ? 1.0f / d : 0.0f;
+  for (int64_t k = 0; k < n; k++) q[k] = (int8_t)q8r_round_away(v[k] * id);
+  return d;
 }
 
-#if LK_X86
-/// Tokens of one panel at a time (each factor block is converted once for all of them).
-enum { EXPAND_NT = 4 };
-/// Panels prefetched ahead. A decoding row's factors come from memory (a step streams every
-/// adapter's factors once, and the base weights in between), each call only a few KB, too short
-/// for the hardware prefetcher: 16 adapters' expands of one step took 5.3 ms cold without, 3.3
-/// with (one thread, 2026-12-05).
-enum { EXPAND_PF = 4 };
-
-LK_AVX512 static void expand_q8_avx512(float *y, int64_t ldy, const float *t, int64_t ldt, int64_t ntok, const void *bt,
-                                       int64_t rank, int64_t c0, int64_t c1, float scale) {
-  const block_q8_0 *B = bt;
-  const int64_t panel = rank * (int64_t)sizeof(block_q8_0);
-  const char *end = (const char *)(B + (c1 / QK) * rank);
-  lk_prefetch_range(B + (c0 / QK) * rank, EXPAND_PF * panel, end);
-  for (int64_t c = c0; c < c1; c += QK) {
-    lk_prefetch_range(B + (c / QK + EXPAND_PF) * rank, panel, end);
-    for (int64_t i0 = 0; i0 < ntok; i0 += EXPAND_NT) {
-      const int nt = ntok - i0 < EXPAND_NT ? (int)(ntok - i0) : EXPAND_NT;
-      __m512 a[EXPAND_NT][2];
-      for (int i = 0; i < nt; i++) {
-        a[i][0] = _mm512_loadu_ps(y + (i0 + i) * ldy + c);
-        a[i][1] = _mm512_loadu_ps(y + (i0 + i) * ldy + c + 16);
-      }
-      for (int64_t k = 0; k < rank; k++) {
-        const block_q8_0 *blk = B + (c / QK) * rank + k;
-        const float d = _cvtsh_ss(blk->d);
-        const __m512 q0 = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)blk->qs)));
-        const __m512 q1 = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(blk->qs + 16))));
-        for (int i = 0; i < nt; i++) {  // the AVX2 kernel's float operations, element by element
-          const __m512 w = _mm512_set1_ps(scale * t[(i0 + i) * ldt + k] * d);
-          a[i][0] = _mm512_fmadd_ps(w, q0, a[i][0]);
-          a[i][1] = _mm512_fmadd_ps(w, q1, a[i][1]);
-        }
-      }
-      for (int i = 0; i < nt; i++) {
-        _mm512_storeu_ps(y + (i0 + i) * ldy + c, a[i][0]);
-        _mm512_storeu_ps(y + (i0 + i) * ldy + c + 16, a[i][1]);
-      }
-    }
+void lk_lora_pack_b_q8(const float *b, int64_t rows, int64_t rank, void *dst) {
+  const int64_t r4 = q8r_rank4(rank), gb = q8r_group_bytes(rank);
+  int8_t q[LK_LORA_Q8_MAX_RANK];
+  for (int64_t r = 0; r < rows; r++) {
+    uint8_t *g = (uint8_t *)dst + (r / 16) * gb;
+    const int j = (int)(r % 16);
+    const float d = q8r_quantize(b + r * rank, rank, q);
+    for (int64_t k = rank; k < r4; k++) q[k] = 0;
+    for (int64_t k = 0; k < r4; k++) g[64 * (k / 4) + 4 * j + k % 4] = (uint8_t)(q[k] + 128);
+    const uint16_t h = lk_f2h(d);
+    memcpy(g + 16 * r4 + 2 * j, &h, 2);
   }
 }
 
-LK_AVX2 static void expand_q8_avx2(float *y, int64_t ldy, const float *t, int64_t ldt, int64_t ntok, const void *bt,
-                                   int64_t rank, int64_t rows, int64_t c0, int64_t c1, float scale) {
-  const block_q8_0 *B = bt;
-  (void)rows;
-  for (int64_t c = c0; c < c1; c += QK)
-    for (int64_t i = 0; i < ntok; i++) {
-      float *yi = y + i * ldy + c;
-      const float *ti = t + i * ldt;
-      __m256 a0 = _mm256_loadu_ps(yi), a1 = _mm256_loadu_ps(yi + 8);
-      __m256 a2 = _mm256_loadu_ps(yi + 16), a3 = _mm256_loadu_ps(yi + 24);
-      for (int64_t k = 0; k < rank; k++) {
-        const block_q8_0 *blk = B + (c / QK) * rank + k;
-        const __m256 w = _mm256_set1_ps(scale * ti[k] * _cvtsh_ss(blk->d));
-        const __m256i q = _mm256_loadu_si256((const __m256i *)blk->qs);
-        const __m128i lo = _mm256_castsi256_si128(q), hi = _mm256_extracti128_si256(q, 1);
-        a0 = _mm256_fmadd_ps(w, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(lo)), a0);
-        a1 = _mm256_fmadd_ps(w, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(lo, 8))), a1);
-        a2 = _mm256_fmadd_ps(w, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(hi)), a2);
-        a3 = _mm256_fmadd_ps(w, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(hi, 8))), a3);
-      }
-      _mm256_storeu_ps(yi, a0);
-      _mm256_storeu_ps(yi + 8, a1);
-      _mm256_storeu_ps(yi + 16, a2);
-      _mm256_storeu_ps(yi + 24, a3);
+void lk_lora_unpack_b_q8(const void *src, int64_t rows, int64_t rank, float *b) {
+  const int64_t r4 = q8r_rank4(rank), gb = q8r_group_bytes(rank);
+  for (int64_t r = 0; r < rows; r++) {
+    const uint8_t *g = (const uint8_t *)src + (r / 16) * gb;
+    const int j = (int)(r % 16);
+    uint16_t h;
+    memcpy(&h, g + 16 * r4 + 2 * j, 2);
+    const float e = lk_h2f(h);
+    for (int64_t k = 0; k < rank; k++) b[r * rank + k] = e * (float)((int)g[64 * (k / 4) + 4 * j + k % 4] - 128);
+  }
+}
+
+/// One row of t quantized for the expand: tq (r4 bytes, zero padded), its sum, and s · dt.
+typedef struct {
+  _Alignas(16) int8_t q[LK_LORA_Q8_MAX_RANK];
+  int32_t sum;
+  float sdt;
+} q8r_t;
+
+static void q8r_prepare(const float *t, int64_t rank, float scale, q8r_t *p) {
+  memset(p->q, 0, sizeof p->q);
+  const float dt = q8r_quantize(t, rank, p->q);
+  int32_t s = 0;
+  for (int64_t k = 0; k < rank; k++) s += p->q[k];
+  p->sum = s;
+  p->sdt = scale * dt;
+}
+
+static void expand_q8_scalar(float *y, const q8r_t *p, const uint8_t *B, int64_t rank, int64_t c0, int64_t c1) {
+  const int64_t r4 = q8r_rank4(rank), gb = q8r_group_bytes(rank);
+  for (int64_t c = c0; c < c1; c++) {
+    const uint8_t *g = B + (c / 16) * gb;
+    const int j = (int)(c % 16);
+    int32_t dot = 0;
+    for (int64_t k = 0; k < r4; k++) dot += (int32_t)g[64 * (k / 4) + 4 * j + k % 4] * p->q[k];
+    dot -= 128 * p->sum;
+    uint16_t h;
+    memcpy(&h, g + 16 * r4 + 2 * j, 2);
+    y[c] = fmaf((float)dot, lk_h2f(h) * p->sdt, y[c]);
+  }
+}
+
+#if LK_X86
+/// Groups of 16 rows prefetched ahead (a decoding row's factors come from memory, in calls of a
+/// few KB: too short for the hardware prefetcher).
+enum { EXPAND_PF = 4 };
+
+LK_AVX512 static void expand_q8_avx512(float *y, const q8r_t *p, const uint8_t *B, int64_t rank, int64_t c0,
+                                       int64_t c1) {
+  const int64_t r4 = q8r_rank4(rank), gb = q8r_group_bytes(rank), nq = r4 / 4;
+  const char *end = (const char *)B + (c1 / 16) * gb;
+  lk_prefetch_range(B + (c0 / 16) * gb, EXPAND_PF * gb, end);
+  int32_t tq4[LK_LORA_Q8_MAX_RANK / 4];
+  memcpy(tq4, p->q, sizeof tq4);
+  const __m512i corr = _mm512_set1_epi32(128 * p->sum);
+  const __m512 sdt = _mm512_set1_ps(p->sdt);
+  for (int64_t c = c0; c < c1; c += 16) {
+    const uint8_t *g = B + (c / 16) * gb;
+    lk_prefetch_range(g + EXPAND_PF * gb, gb, end);
+    __m512i acc = _mm512_setzero_si512();
+    for (int64_t q = 0; q < nq; q++)
+      acc = _mm512_dpbusd_epi32(acc, _mm512_loadu_si512(g + 64 * q), _mm512_set1_epi32(tq4[q]));
+    const __m512 dot = _mm512_cvtepi32_ps(_mm512_sub_epi32(acc, corr));
+    const __m512 w = _mm512_mul_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(g + 16 * r4))), sdt);
+    _mm512_storeu_ps(y + c, _mm512_fmadd_ps(dot, w, _mm512_loadu_ps(y + c)));
+  }
+}
+
+/// AVX2 without VNNI: the unsigned bytes widened to 16 bits and multiplied in pairs (vpmaddwd,
+/// exact), 8 rows at a time.
+LK_AVX2 static void expand_q8_avx2(float *y, const q8r_t *p, const uint8_t *B, int64_t rank, int64_t c0,
+                                   int64_t c1) {
+  const int64_t r4 = q8r_rank4(rank), gb = q8r_group_bytes(rank), nq = r4 / 4;
+  const __m256i corr = _mm256_set1_epi32(128 * p->sum);
+  const __m256 sdt = _mm256_set1_ps(p->sdt);
+  const __m256i order = _mm256_setr_epi32(0, 1, 4, 5, 2, 3, 6, 7);
+  for (int64_t c = c0; c < c1; c += 8) {
+    const uint8_t *g = B + (c / 16) * gb;
+    const int half = (int)((c / 8) % 2);  // rows 0-7 or 8-15 of the group: bytes 32·half of each vector
+    __m256i acc = _mm256_setzero_si256();
+    for (int64_t q = 0; q < nq; q++) {
+      const __m128i t4 = _mm_set1_epi64x((int64_t)(uint16_t)p->q[4 * q] | (int64_t)(uint16_t)p->q[4 * q + 1] << 16 |
+                                         (int64_t)(uint16_t)p->q[4 * q + 2] << 32 | (int64_t)(uint16_t)p->q[4 * q + 3] << 48);
+      const __m256i tv = _mm256_broadcastsi128_si256(t4);
+      const uint8_t *v = g + 64 * q + 32 * half;
+      // rows 0-3 (k 0..3 each) and rows 4-7 as 16-bit values; pairs of products per row
+      const __m256i lo = _mm256_madd_epi16(_mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)v)), tv);
+      const __m256i hi = _mm256_madd_epi16(_mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)(v + 16))), tv);
+      acc = _mm256_add_epi32(acc, _mm256_hadd_epi32(lo, hi));  // rows 0 1 4 5 | 2 3 6 7
     }
+    const __m256i dot = _mm256_sub_epi32(_mm256_permutevar8x32_epi32(acc, order), corr);
+    const __m256 w = _mm256_mul_ps(
+        _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(g + 16 * r4 + 16 * half))), sdt);
+    _mm256_storeu_ps(y + c, _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), w, _mm256_loadu_ps(y + c)));
+  }
 }
 #endif
 
@@ -252,31 +299,26 @@ void lk_lora_shrink_q8(float *t, int64_t ldt, const void *xq, int64_t xstride, i
   lk_matmul(LK_Q8_0, t, ldt, a, xq, xstride, ntok, cols, 0, rank);
 }
 
-void lk_lora_pack_bt_q8(const float *b, int64_t rows, int64_t rank, void *dst) {
-  block_q8_0 *out = dst;
-  float col[QK];
-  for (int64_t c = 0; c < rows / QK; c++)
-    for (int64_t k = 0; k < rank; k++) {
-      for (int j = 0; j < QK; j++) col[j] = b[(c * QK + j) * rank + k];
-      lk_quantize_act(LK_Q8_0, col, out + c * rank + k, QK);
-    }
-}
-
-void lk_lora_expand_q8(float *y, int64_t ldy, const float *t, int64_t ldt, int64_t ntok, const void *bt,
+void lk_lora_expand_q8(float *y, int64_t ldy, const float *t, int64_t ldt, int64_t ntok, const void *b,
                        int64_t rank, int64_t rows, int64_t c0, int64_t c1, float scale) {
+  (void)rows;
   if (c1 <= c0 || ntok <= 0) return;
+  for (int64_t i = 0; i < ntok; i++) {
+    q8r_t p;
+    q8r_prepare(t + i * ldt, rank, scale, &p);
 #if LK_X86
-  const int isa = lk_isa();
-  if (isa >= LK_ISA_AVX512) {
-    expand_q8_avx512(y, ldy, t, ldt, ntok, bt, rank, c0, c1, scale);
-    return;
-  }
-  if (isa >= LK_ISA_AVX2) {
-    expand_q8_avx2(y, ldy, t, ldt, ntok, bt, rank, rows, c0, c1, scale);
-    return;
-  }
+    const int isa = lk_isa();
+    if (isa >= LK_ISA_AVX512) {
+      expand_q8_avx512(y + i * ldy, &p, b, rank, c0, c1);
+      continue;
+    }
+    if (isa >= LK_ISA_AVX2) {
+      expand_q8_avx2(y + i * ldy, &p, b, rank, c0, c1);
+      continue;
+    }
 #endif
-  expand_q8_scalar(y, ldy, t, ldt, ntok, bt, rank, rows, c0, c1, scale);
+    expand_q8_scalar(y + i * ldy, &p, b, rank, c0, c1);
+  }
 }
 
 void lk_lora_shrink(float *t, int64_t ldt, const float *x, int64_t ldx, int64_t ntok, int type, const void *a,

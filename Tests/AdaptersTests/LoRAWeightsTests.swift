@@ -25,10 +25,10 @@ import Testing
     #expect(LoRAModule.o.ggufName == "attn_output" && LoRAModule.down.rawValue == "down_proj")
   }
 
-  /// The Q8_0 serving copy of B (packed into Bᵀ panels by one kernel, straight from B) holds,
-  /// for every rank k and 32 rows of B, exactly what quantizing those 32 values on their own
-  /// gives: a reference built here one column block at a time, then dequantized.
-  @Test func q8ServingCopyOfBHoldsEachColumnBlockQuantizedAlone() {
+  /// The Q8 serving copy of B (packed by one kernel, straight from B) holds, for every row of
+  /// B, its rank values quantized on their own: a reference built here row by row (scale
+  /// amax / 127 rounded to a half, values rounded half away from zero), then dequantized.
+  @Test func q8ServingCopyOfBHoldsEachRowQuantizedAlone() {
     let rows = 96, rank = 3, cols = 64
     var seed: UInt64 = 7
     func next() -> Float {
@@ -42,14 +42,14 @@ import Testing
       pairs: [LoRATarget(layer: 0, module: .gate): LoRAPair(rank: rank, rows: rows, cols: cols, scale: 1, a: a, b: b)])
     let served = ResidentAdapter(w, layers: 1, type: .q8_0).weights.pairs[LoRATarget(layer: 0, module: .gate)]!
     var expected = [Float](repeating: .nan, count: rows * rank)
-    var block = [UInt8](repeating: 0, count: 34)
-    var out = [Float](repeating: 0, count: 32)
-    for k in 0..<rank {
-      for c in 0..<(rows / 32) {
-        let col = (0..<32).map { b[(c * 32 + $0) * rank + k] }
-        lk_quantize_act(Int32(LK_Q8_0), col, &block, 32)
-        lk_dequantize_row(Int32(LK_Q8_0), block, &out, 32)
-        for j in 0..<32 { expected[(c * 32 + j) * rank + k] = out[j] }
+    for r in 0..<rows {
+      let row = b[r * rank..<(r + 1) * rank]
+      let d = row.map { abs($0) }.max()! / 127
+      let id: Float = d != 0 ? 1 / d : 0
+      let e = Float(Float16(d))
+      for k in 0..<rank {
+        let v = b[r * rank + k] * id
+        expected[r * rank + k] = e * Float(Int(v < 0 ? v - 0.5 : v + 0.5))
       }
     }
     #expect(served.b == expected)

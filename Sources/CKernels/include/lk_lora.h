@@ -22,17 +22,22 @@ void lk_lora_expand(float *y, int64_t ldy, const float *t, int64_t ldt, int64_t 
 void lk_lora_shrink_q8(float *t, int64_t ldt, const void *xq, int64_t xstride, int64_t ntok, const void *a,
                        int64_t rank, int64_t cols);
 
-/// Expand with Bᵀ in Q8_0 panels: for each block of 32 of the `rows` columns, its `rank` blocks
-/// (one per k) one after another, i.e. block (k, c / 32) at index (c / 32) · rank + k. y as above
-/// for columns [c0, c1), both multiples of 32. Each row's result depends on that row alone.
-void lk_lora_expand_q8(float *y, int64_t ldy, const float *t, int64_t ldt, int64_t ntok, const void *bt,
+/// The largest rank of Q8 factors (higher ranks are served in F16).
+#define LK_LORA_Q8_MAX_RANK 256
+/// Expand with B in Q8 (lk_lora_pack_b_q8's layout): y as above for columns [c0, c1), both
+/// multiples of 16, with each row of t quantized to int8 (scale max|t| / 127) and the rank sum
+/// an exact integer dot; y = fma(float(dot), e_c · (scale · dt), y), the same on every ISA. Each
+/// row's result depends on that row alone.
+void lk_lora_expand_q8(float *y, int64_t ldy, const float *t, int64_t ldt, int64_t ntok, const void *b,
                        int64_t rank, int64_t rows, int64_t c0, int64_t c1, float scale);
-
-/// Bᵀ in Q8_0 panels (the layout lk_lora_expand_q8 reads) straight from B, (rows, rank) row-major
-/// F32, rows a multiple of 32: block (k, c) holds B[32c .. 32c + 31, k], quantized as
-/// lk_quantize_act(LK_Q8_0, ...) would quantize those 32 values, at block index c · rank + k.
-void lk_lora_pack_bt_q8(const float *b, int64_t rows, int64_t rank, void *dst);
-
+/// Bytes of B (rows x rank, rows a multiple of 16, rank <= LK_LORA_Q8_MAX_RANK) in Q8.
+int64_t lk_lora_b_q8_bytes(int64_t rows, int64_t rank);
+/// B, (rows, rank) row-major F32, into dst in Q8: each row's rank values one int8 block (scale
+/// amax / 127 as a half, rounding half away from zero), by groups of 16 rows for VNNI (lora.c
+/// describes the layout).
+void lk_lora_pack_b_q8(const float *b, int64_t rows, int64_t rank, void *dst);
+/// B back from lk_lora_pack_b_q8's layout, (rows, rank) row-major, as the expand uses it.
+void lk_lora_unpack_b_q8(const void *src, int64_t rows, int64_t rank, float *b);
 #ifdef __cplusplus
 }
 #endif

@@ -13,7 +13,7 @@ public struct LowRankFactor: @unchecked Sendable {  // points into its source's 
   public let scale: Float
   public let type: GGMLType
   public let a: UnsafeRawPointer  // (rank, cols)
-  public let bt: UnsafeRawPointer  // (rank, rows): Bᵀ; Q8_0 in panels (see lk_lora_expand_q8)
+  public let bt: UnsafeRawPointer  // F16 / F32: Bᵀ, (rank, rows); Q8_0: B by rows (see lk_lora_expand_q8)
 
   public init(rank: Int, rows: Int, cols: Int, scale: Float, type: GGMLType, a: UnsafeRawPointer, bt: UnsafeRawPointer)
   {

@@ -245,7 +245,7 @@ LK_AVX512 static void expand_q8_avx512(float *y, const q8r_t *p, const uint8_t *
   const char *end = (const char *)B + (c1 / 16) * gb;
   lk_prefetch_range(B + (c0 / 16) * gb, EXPAND_PF * gb, end);
   int32_t tq4[LK_LORA_Q8_MAX_RANK / 4];
-  memcpy(tq4, p->q, sizeof tq4);
+  memcpy(tq4, p->q, (size_t)r4);
   const __m512i corr = _mm512_set1_epi32(128 * p->sum);
   const __m512 sdt = _mm512_set1_ps(p->sdt);
   for (int64_t c = c0; c < c1; c += 16) {
@@ -268,14 +268,19 @@ LK_AVX2 static void expand_q8_avx2(float *y, const q8r_t *p, const uint8_t *B, i
   const __m256i corr = _mm256_set1_epi32(128 * p->sum);
   const __m256 sdt = _mm256_set1_ps(p->sdt);
   const __m256i order = _mm256_setr_epi32(0, 1, 4, 5, 2, 3, 6, 7);
+  // t's quads as 16-bit values, 4 per 64-bit lane: [t4q .. t4q+3] in every lane
+  _Alignas(32) __m256i tv4[LK_LORA_Q8_MAX_RANK / 4];
+  for (int64_t q = 0; q < nq; q++) {
+    int32_t four;
+    memcpy(&four, p->q + 4 * q, 4);
+    tv4[q] = _mm256_broadcastq_epi64(_mm_cvtepi8_epi16(_mm_cvtsi32_si128(four)));
+  }
   for (int64_t c = c0; c < c1; c += 8) {
     const uint8_t *g = B + (c / 16) * gb;
     const int half = (int)((c / 8) % 2);  // rows 0-7 or 8-15 of the group: bytes 32·half of each vector
     __m256i acc = _mm256_setzero_si256();
     for (int64_t q = 0; q < nq; q++) {
-      const __m128i t4 = _mm_set1_epi64x((int64_t)(uint16_t)p->q[4 * q] | (int64_t)(uint16_t)p->q[4 * q + 1] << 16 |
-                                         (int64_t)(uint16_t)p->q[4 * q + 2] << 32 | (int64_t)(uint16_t)p->q[4 * q + 3] << 48);
-      const __m256i tv = _mm256_broadcastsi128_si256(t4);
+      const __m256i tv = tv4[q];
       const uint8_t *v = g + 64 * q + 32 * half;
       // rows 0-3 (k 0..3 each) and rows 4-7 as 16-bit values; pairs of products per row
       const __m256i lo = _mm256_madd_epi16(_mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)v)), tv);

@@ -91,6 +91,15 @@ LK_AVX512 LK_INLINE void unpack_records(int wtype, const uint8_t *rec, int nb, _
   }
 }
 
+/// The scales of Q8_0 records [0, nb) into dws (with the prefetch unpack_records does).
+LK_AVX512 LK_INLINE void scales_of_records(const uint8_t *rec, int nb, float *dws) {
+  const int64_t rb = pre_record(LK_Q8_0);
+  for (int k = 0; k < nb; k++, rec += rb) {
+    for (int64_t o = 0; o < rb; o += 64) _mm_prefetch((const char *)rec + PRE_PF_BYTES + o, _MM_HINT_T0);
+    _mm512_store_ps(dws + 16 * k, _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)(rec + 512))));
+  }
+}
+
 #define UNPACK_INST(T)                                                                                         \
   static LK_AVX512 __attribute__((noinline)) void unpack_##T(const uint8_t *rec, int nb, __m512i *pk, float *dws, \
                                                              float *cws) {                                     \
@@ -178,18 +187,24 @@ enum { AMX_MIN_TOKENS = 6 };
 /// The tile products of blocks [b0, b0 + n) (n <= AMX_RUN), the block's packed vectors at
 /// pk + 8 (b - b0), into out[b - b0]; four C tiles in turn, so that consecutive products do not
 /// wait on each other.
-LK_AMX LK_INLINE void amx_run(const __m512i *pk, const uint8_t *x0, int64_t xstride, int xbs, int b0, int n,
-                              int32_t (*out)[16 * 16]) {
+/// pk's blocks are bstride vectors apart (8 when packed here; a Q8_0 record's 9 when read in place).
+LK_AMX LK_INLINE void amx_run_s(const __m512i *pk, int bstride, const uint8_t *x0, int64_t xstride, int xbs, int b0,
+                                int n, int32_t (*out)[16 * 16]) {
 #define AMX_STEP(C, A, B, j)                                 \
   if ((j) < n) {                                             \
     _tile_zero(C);                                           \
     _tile_loadd(A, x0 + (int64_t)(b0 + (j)) * xbs, xstride); \
-    _tile_loadd(B, pk + 8 * (j), 64);                        \
+    _tile_loadd(B, pk + bstride * (j), 64);                  \
     _tile_dpbsud(C, A, B);                                   \
     _tile_stored(C, out[j], 64);                             \
   }
   AMX_STEP(0, 4, 6, 0) AMX_STEP(1, 5, 7, 1) AMX_STEP(2, 4, 6, 2) AMX_STEP(3, 5, 7, 3)
 #undef AMX_STEP
+}
+
+LK_AMX LK_INLINE void amx_run(const __m512i *pk, const uint8_t *x0, int64_t xstride, int xbs, int b0, int n,
+                              int32_t (*out)[16 * 16]) {
+  amx_run_s(pk, 8, x0, xstride, xbs, b0, n, out);
 }
 
 /// The float steps of blocks [b0, b0 + n) for tokens [0, nt): their int32 dots in in[b - b0],
@@ -248,22 +263,32 @@ LK_AMX LK_INLINE void amx_fused(int wtype, int nt, const uint8_t *const w[16], c
   __m512 acc[16];
   for (int t = 0; t < 16; t++) acc[t] = _mm512_setzero_ps();
   const int64_t rb = pre_record(wtype);
+  // Q8_0 records hold the tile's B vectors as they are: the tile loads read them in place.
+  const int direct = rec && wtype == LK_Q8_0;
   int n = nkb < AMX_RUN ? nkb : AMX_RUN;
-  if (rec) {
+  if (direct) {
+    scales_of_records(rec, n, dws[0]);
+  } else if (rec) {
     unpack_records(wtype, rec, n, pk[0], dws[0], cws[0]);
   } else {
     pack_run(wtype, 1, w, 0, n, pk[0], dws[0], cws[0], &pfs);
   }
-  amx_run(pk[0], x0, xstride, xbs, 0, n, cb[0]);
+  if (direct) amx_run_s((const __m512i *)rec, (int)(rb / 64), x0, xstride, xbs, 0, n, cb[0]);
+  else amx_run(pk[0], x0, xstride, xbs, 0, n, cb[0]);
   for (int b0 = 0, h = 0; b0 < nkb; b0 += AMX_RUN, h ^= 1) {
     const int b1 = b0 + AMX_RUN, n1 = nkb - b1 < AMX_RUN ? nkb - b1 : AMX_RUN;
     if (b1 < nkb) {
-      if (rec) {
-        unpack_records(wtype, rec + b1 * rb, n1, pk[h ^ 1], dws[h ^ 1], cws[h ^ 1]);
+      if (direct) {
+        scales_of_records(rec + b1 * rb, n1, dws[h ^ 1]);
+        amx_run_s((const __m512i *)(rec + b1 * rb), (int)(rb / 64), x0, xstride, xbs, b1, n1, cb[h ^ 1]);
       } else {
-        pack_run(wtype, 1, w, b1, n1, pk[h ^ 1], dws[h ^ 1], cws[h ^ 1], &pfs);
+        if (rec) {
+          unpack_records(wtype, rec + b1 * rb, n1, pk[h ^ 1], dws[h ^ 1], cws[h ^ 1]);
+        } else {
+          pack_run(wtype, 1, w, b1, n1, pk[h ^ 1], dws[h ^ 1], cws[h ^ 1], &pfs);
+        }
+        amx_run(pk[h ^ 1], x0, xstride, xbs, b1, n1, cb[h ^ 1]);
       }
-      amx_run(pk[h ^ 1], x0, xstride, xbs, b1, n1, cb[h ^ 1]);
     }
     amx_floats(wtype, 16, cb[h], dws[h], cws[h], dx, c, ldc, b0, n, acc);
     n = n1;

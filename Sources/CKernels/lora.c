@@ -159,17 +159,22 @@ LK_AVX2 static void expand_avx2(float *y, int64_t ldy, const float *t, int64_t l
 // The expand quantizes each row of t (rank values) to int8 too (scale max|t| / 127), so that
 // Σ_k t_k · B[c][k] is an integer dot of length r4 per output: r4 / 4 vpdpbusd for 16 outputs
 // on AVX-512 VNNI, where a per-column layout needs a conversion and an FMA per output and rank.
-// Every ISA computes the same: the exact integer dot, then y = fma(float(dot), e_c · s · dt, y).
+// Every ISA computes the same: the exact integer dot, then y = fma(float(dot), e_c · (s · dt), y).
 
 LK_INLINE int64_t q8r_rank4(int64_t rank) { return (rank + 3) & ~(int64_t)3; }
 LK_INLINE int64_t q8r_group_bytes(int64_t rank) { return 16 * q8r_rank4(rank) + 32; }
 
 int64_t lk_lora_b_q8_bytes(int64_t rows, int64_t rank) { return rows / 16 * q8r_group_bytes(rank); }
 
-LK_INLINE int32_t q8r_round_away(float v) { return (int32_t)(v < 0 ? v - 0.5f : v + 0.5f); }
+/// roundf (half away from zero) for |v| < 2^31, as the activation quantizers round.
+LK_INLINE int32_t q8r_round_away(float v) {
+  const int32_t i = (int32_t)v;
+  const float frac = v - (float)i;
+  return i + (frac >= 0.5f) - (frac <= -0.5f);
+}
 
-/// n values (n <= LK_LORA_Q8_MAX_RANK) as int8 with one scale (amax / 127), rounding half away from zero as the
-/// activation quantizers do; returns the scale (0 for an all-zero row).
+/// n values (n <= LK_LORA_Q8_MAX_RANK) as int8 with one scale (amax / 127), rounding half away
+/// from zero; returns the scale (0 for an all-zero row).
 static float q8r_quantize(const float *v, int64_t n, int8_t *q) {
   float amax = 0;
   for (int64_t k = 0; k < n; k++) amax = fmaxf(amax, fabsf(v[k]));

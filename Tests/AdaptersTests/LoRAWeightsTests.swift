@@ -49,7 +49,7 @@ import Testing
       let e = Float(Float16(d))
       for k in 0..<rank {
         let v = b[r * rank + k] * id
-        expected[r * rank + k] = e * Float(Int(v < 0 ? v - 0.5 : v + 0.5))
+        expected[r * rank + k] = e * v.rounded(.toNearestOrAwayFromZero)
       }
     }
     #expect(served.b == expected)

@@ -103,6 +103,14 @@ LK_INLINE uint16_t lk_f2bf(float f) {
   return (uint16_t)((u + (0x7fffu + ((u >> 16) & 1))) >> 16);
 }
 
+/// roundf (half away from zero) for |v| < 2^31 without calling libm: how the int8 quantizers
+/// (activations, LoRA factors) round.
+LK_INLINE int lk_round_away(float v) {
+  int i = (int)v;
+  float frac = v - (float)i;
+  return i + (frac >= 0.5f) - (frac <= -0.5f);
+}
+
 /// Round to nearest, ties to even, for |x| < 2^22.
 LK_INLINE int lk_nearest_int(float x) {
   float v = x + 12582912.0f;

@@ -166,20 +166,13 @@ LK_INLINE int64_t q8r_group_bytes(int64_t rank) { return 16 * q8r_rank4(rank) + 
 
 int64_t lk_lora_b_q8_bytes(int64_t rows, int64_t rank) { return rows / 16 * q8r_group_bytes(rank); }
 
-/// roundf (half away from zero) for |v| < 2^31, as the activation quantizers round.
-LK_INLINE int32_t q8r_round_away(float v) {
-  const int32_t i = (int32_t)v;
-  const float frac = v - (float)i;
-  return i + (frac >= 0.5f) - (frac <= -0.5f);
-}
-
 /// n values (n <= LK_LORA_Q8_MAX_RANK) as int8 with one scale (amax / 127), rounding half away
 /// from zero; returns the scale (0 for an all-zero row).
 static float q8r_quantize(const float *v, int64_t n, int8_t *q) {
   float amax = 0;
   for (int64_t k = 0; k < n; k++) amax = fmaxf(amax, fabsf(v[k]));
   const float d = amax / 127.0f, id = d != 0 ? 1.0f / d : 0.0f;
-  for (int64_t k = 0; k < n; k++) q[k] = (int8_t)q8r_round_away(v[k] * id);
+  for (int64_t k = 0; k < n; k++) q[k] = (int8_t)lk_round_away(v[k] * id);
   return d;
 }
 

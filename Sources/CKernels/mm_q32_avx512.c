@@ -66,21 +66,35 @@ PACK_INST(Q8_0)
 LK_INLINE int64_t pre_record(int wtype) { return lk_amx_record_bytes(wtype); }
 enum { PRE_PF_BYTES = 2048 };
 
+/// The records run on into the next tiles: each block asks for its own size 2 KB ahead, into L1
+/// (cold 1536x576 Q4_1 / Q8_0, one thread: 34-39 / 34-40 ns per tile and block against 40-45 /
+/// 43-49 at 16 KB into L2 once per run; bench/kernels.c-style runs).
+LK_INLINE void prefetch_record(const uint8_t *rec, int64_t rb) {
+  for (int64_t o = 0; o < rb; o += 64) _mm_prefetch((const char *)rec + PRE_PF_BYTES + o, _MM_HINT_T0);
+}
+
+/// The scales of Q8_0 records [0, nb) into dws, each record prefetched ahead.
+LK_AVX512 LK_INLINE void scales_of_records(const uint8_t *rec, int nb, float *dws) {
+  const int64_t rb = pre_record(LK_Q8_0);
+  for (int k = 0; k < nb; k++, rec += rb) {
+    prefetch_record(rec, rb);
+    _mm512_store_ps(dws + 16 * k, _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)(rec + 512))));
+  }
+}
+
 /// Blocks [0, nb) of a prepacked tile (rec: its first record) into pk / dws / cws as pack_nat
 /// would have packed them.
 LK_AVX512 LK_INLINE void unpack_records(int wtype, const uint8_t *rec, int nb, __m512i *pk, float *dws, float *cws) {
   const int64_t rb = pre_record(wtype);
+  if (wtype == LK_Q8_0) {  // the vectors as they are, and the scales
+    scales_of_records(rec, nb, dws);
+    for (int k = 0; k < nb; k++)
+      for (int g = 0; g < 8; g++) _mm512_store_si512(pk + 8 * k + g, _mm512_load_si512((const __m512i *)(rec + k * rb) + g));
+    return;
+  }
   const __m512i m4 = _mm512_set1_epi8(0x0F);
   for (int k = 0; k < nb; k++, rec += rb) {
-    // The records run on into the next tiles: each block asks for its own size 2 KB ahead,
-    // into L1 (cold 1536x576 Q4_1 / Q8_0, one thread: 34-39 / 34-40 ns per tile and block
-    // against 40-45 / 43-49 at 16 KB into L2 once per run; bench/kernels.c-style runs).
-    for (int64_t o = 0; o < rb; o += 64) _mm_prefetch((const char *)rec + PRE_PF_BYTES + o, _MM_HINT_T0);
-    if (wtype == LK_Q8_0) {
-      for (int g = 0; g < 8; g++) _mm512_store_si512(pk + 8 * k + g, _mm512_load_si512((const __m512i *)rec + g));
-      _mm512_store_ps(dws + 16 * k, _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)(rec + 512))));
-      continue;
-    }
+    prefetch_record(rec, rb);
     for (int g = 0; g < 4; g++) {
       const __m512i v = _mm512_load_si512((const __m512i *)rec + g);
       _mm512_store_si512(pk + 8 * k + g, _mm512_and_si512(v, m4));
@@ -88,15 +102,6 @@ LK_AVX512 LK_INLINE void unpack_records(int wtype, const uint8_t *rec, int nb, _
     }
     _mm512_store_ps(dws + 16 * k, _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)(rec + 256))));
     if (wtype == LK_Q4_1) _mm512_store_ps(cws + 16 * k, _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)(rec + 288))));
-  }
-}
-
-/// The scales of Q8_0 records [0, nb) into dws (with the prefetch unpack_records does).
-LK_AVX512 LK_INLINE void scales_of_records(const uint8_t *rec, int nb, float *dws) {
-  const int64_t rb = pre_record(LK_Q8_0);
-  for (int k = 0; k < nb; k++, rec += rb) {
-    for (int64_t o = 0; o < rb; o += 64) _mm_prefetch((const char *)rec + PRE_PF_BYTES + o, _MM_HINT_T0);
-    _mm512_store_ps(dws + 16 * k, _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)(rec + 512))));
   }
 }
 

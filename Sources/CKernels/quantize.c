@@ -7,20 +7,13 @@
 
 #pragma clang fp contract(off)
 
-/// roundf (half away from zero) for |v| < 2^31 without calling libm.
-LK_INLINE int round_away(float v) {
-  int i = (int)v;
-  float frac = v - (float)i;
-  return i + (frac >= 0.5f) - (frac <= -0.5f);
-}
-
 static void quant_q8_0(const float *x, block_q8_0 *y, int64_t nb) {
   for (int64_t i = 0; i < nb; i++, x += QK) {
     float amax = 0;
     for (int j = 0; j < QK; j++) amax = fmaxf(amax, fabsf(x[j]));
     float d = amax / 127.0f, id = d != 0 ? 1.0f / d : 0.0f;
     y[i].d = lk_f2h(d);
-    for (int j = 0; j < QK; j++) y[i].qs[j] = (int8_t)round_away(x[j] * id);
+    for (int j = 0; j < QK; j++) y[i].qs[j] = (int8_t)lk_round_away(x[j] * id);
   }
 }
 
@@ -31,7 +24,7 @@ static void quant_q8_1(const float *x, block_q8_1 *y, int64_t nb) {
     float d = amax / 127.0f, id = d != 0 ? 1.0f / d : 0.0f;
     int sum = 0;
     for (int j = 0; j < QK; j++) {
-      int q = round_away(x[j] * id);
+      int q = lk_round_away(x[j] * id);
       y[i].qs[j] = (int8_t)q;
       sum += q;
     }

@@ -33,6 +33,12 @@ struct LoRACall {
   /// the Q8_0 rows the factors multiply are then read (Q8_0) or rearranged (Q8_1) from them
   /// instead of quantizing x again.
   var shared: Activations?
+
+  /// The shared rows themselves when they are Q8_0 (read in place), with their stride.
+  var sharedQ8_0: (rows: UnsafeRawPointer, stride: Int)? {
+    guard let a = shared, let q = a.q, a.actType == GGMLType.q8_0.code else { return nil }
+    return (q, a.qStride)
+  }
 }
 
 /// A maximal run of consecutive batch rows that apply the same adapter mix.
@@ -158,9 +164,9 @@ extension LlamaContext {
     var xq: UnsafeRawPointer? = nil
     var stride = call.xqStride
     if call.anyQ8 {
-      if let a = call.shared, let q = a.q, a.actType == GGMLType.q8_0.code {
-        xq = q + head.row * a.qStride
-        stride = a.qStride
+      if let (rows, rowStride) = call.sharedQ8_0 {
+        xq = rows + head.row * rowStride
+        stride = rowStride
       } else {
         let dst = loraXq! + loraXqOffsets[g]
         for i in 0..<head.count { loraQuantizeRow(call, head.row + i, dst + i * call.xqStride) }
@@ -192,9 +198,9 @@ extension LlamaContext {
     var xqAll = loraXq.map { UnsafeRawPointer($0) }
     var xqStride = call.xqStride
     if call.anyQ8 {
-      if let a = call.shared, let q = a.q, a.actType == GGMLType.q8_0.code {
-        xqAll = q
-        xqStride = a.qStride
+      if let (rows, rowStride) = call.sharedQ8_0 {
+        xqAll = rows
+        xqStride = rowStride
       } else {
         let rows = loraRuns.last.map { $0.row + $0.count } ?? 0
         ensureLoRAQuantScratch(bytes: rows * call.xqStride)

@@ -1,5 +1,6 @@
 import CKernels
 import Dispatch
+import Foundation
 import Model
 import Tensor
 
@@ -40,18 +41,43 @@ public final class ResidentAdapter: LowRankSource, @unchecked Sendable {  // imm
     let targets = w.pairs.keys.sorted().filter { $0.layer < layers }
     self.targets = targets
     func rowBytes(_ t: GGMLType, _ n: Int) -> Int { t.rowBytes(n)! }
-    // Where each target's A and Bᵀ go: 64-byte aligned starts, so each factor begins on a cache line.
-    var offsets: [(a: Int, b: Int, type: GGMLType)] = []
-    offsets.reserveCapacity(targets.count)
+    // The layout follows a decode step's reads: per layer and per LoRA call of the forward (q k v;
+    // o; gate up; down), first the As its shrinks read for one row, then the Bs of its expands,
+    // so that each call reads one forward stream per adapter, which the hardware prefetcher
+    // follows. A Q8_0 A is read prepacked (lk_lora_pack_a_q8) where the CPU has AVX-512; its rows,
+    // which runs of several rows (prefill) multiply, then go after all layers. Every start is
+    // 64-byte aligned. `LK_PREPACK=0` in the environment leaves A unpacked (as for the base).
+    let packOff = ProcessInfo.processInfo.environment["LK_PREPACK"] == "0"
+    var offsets = [(a: Int, b: Int, packed: Int?, type: GGMLType)](repeating: (0, 0, nil, type), count: targets.count)
     var total = 0
-    for t in targets {
-      let p = w.pairs[t]!
-      let ft = Self.factorType(type, rows: p.rows, cols: p.cols, rank: p.rank)
-      let a = total
-      total += (p.rank * rowBytes(ft, p.cols) + 63) & ~63
-      offsets.append((a, total, ft))
-      let bBytes = ft == .q8_0 ? Int(lk_lora_b_q8_bytes(Int64(p.rows), Int64(p.rank))) : p.rank * rowBytes(ft, p.rows)
-      total += (bBytes + 63) & ~63
+    func take(_ n: Int) -> Int {
+      defer { total += (n + 63) & ~63 }
+      return total
+    }
+    let calls = Dictionary(grouping: targets.indices) { targets[$0].layer * 4 + targets[$0].module.forwardCall }
+    for key in calls.keys.sorted() {
+      let members = calls[key]!.sorted()  // in module order
+      for i in members {
+        let p = w.pairs[targets[i]]!
+        let ft = Self.factorType(type, rows: p.rows, cols: p.cols, rank: p.rank)
+        offsets[i].type = ft
+        let packedBytes = ft == .q8_0 && !packOff ? Int(lk_lora_a_q8_packed_bytes(Int64(p.rank), Int64(p.cols))) : 0
+        if packedBytes > 0 {
+          offsets[i].packed = take(packedBytes)
+        } else {
+          offsets[i].a = take(p.rank * rowBytes(ft, p.cols))
+        }
+      }
+      for i in members {
+        let p = w.pairs[targets[i]]!
+        let ft = offsets[i].type
+        offsets[i].b = take(
+          ft == .q8_0 ? Int(lk_lora_b_q8_bytes(Int64(p.rows), Int64(p.rank))) : p.rank * rowBytes(ft, p.rows))
+      }
+    }
+    for i in targets.indices where offsets[i].packed != nil {
+      let p = w.pairs[targets[i]]!
+      offsets[i].a = take(p.rank * rowBytes(offsets[i].type, p.cols))
     }
     bytes = total
     let storage = UnsafeMutableRawPointer.allocate(byteCount: max(total, 64), alignment: 64)
@@ -70,6 +96,7 @@ public final class ResidentAdapter: LowRankSource, @unchecked Sendable {  // imm
         for r in 0..<count { RowConversion.fromFloatForServing(o.type, v + r * n, storage + off + r * rb, n) }
       }
       p.a.withUnsafeBufferPointer { put($0.baseAddress!, rows: p.rank, p.cols, at: o.a) }
+      if let packed = o.packed { lk_lora_pack_a_q8(storage + o.a, Int64(p.rank), Int64(p.cols), storage + packed) }
       // B in Q8: each row's rank values one int8 block, by groups of 16 rows for the expand's
       // integer dots (see lk_lora_expand_q8), packed by the kernel straight from B (on a cold
       // load's path to the first token). Otherwise Bᵀ: (rank, rows), so the expand half streams
@@ -93,7 +120,7 @@ public final class ResidentAdapter: LowRankSource, @unchecked Sendable {  // imm
       let p = pairs[i], o = offsets[i]
       tab[t.layer * LoRAModule.allCases.count + t.module.index] = LowRankFactor(
         rank: p.rank, rows: p.rows, cols: p.cols, scale: p.scale, type: o.type, a: UnsafeRawPointer(storage + o.a),
-        bt: UnsafeRawPointer(storage + o.b))
+        bt: UnsafeRawPointer(storage + o.b), aPacked: o.packed.map { UnsafeRawPointer(storage + $0) })
     }
     table = tab
   }

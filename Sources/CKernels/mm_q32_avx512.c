@@ -436,6 +436,37 @@ LK_AVX512 void lk_mm_q32_amx(int wtype, float *Y, int64_t ldy, const void *W, co
   mm_q32(wtype, 1, Y, ldy, W, pre, Xq, xstride, ntok, ncols, r0, r1);
 }
 
+/// The LoRA shrink of one activation row (Q8_0) over A prepacked as lk_amx_prepack lays out a
+/// Q8_0 matrix (rank rows, the last tile padded with copies of the last row): per tile and block
+/// 8 vpdpbusd over the record's natural-order vectors with 4 activation bytes broadcast each,
+/// then block_step. The tile's lanes and scales are in the VNNI tile's lane order, so these are
+/// the matvec's integers and float steps in its order: lk_matvec's results bit for bit. The
+/// records are one linear stream (the A rows are rank interleaved streams), which the hardware
+/// prefetcher follows from memory.
+LK_AVX512 void lk_lora_shrink_q8_packed_avx512(float *t, const void *xq, const void *apk, int64_t rank,
+                                               int64_t cols) {
+  const int64_t nb = cols / QK, rb = pre_record(LK_Q8_0);
+  _Alignas(64) float dx[KC];
+  _Alignas(64) xcorr c[KC];
+  for (int64_t kb0 = 0; kb0 < nb; kb0 += KC) {
+    const int nkb = (int)(nb - kb0 < KC ? nb - kb0 : KC);
+    const uint8_t *xrow = (const uint8_t *)xq + kb0 * xbytes(LK_Q8_0);
+    prep_x(LK_Q8_0, xrow, nkb, dx, c);
+    for (int64_t r = 0; r < rank; r += 16) {
+      const uint8_t *rec = (const uint8_t *)apk + (r / 16 * nb + kb0) * rb;
+      __m512 acc = _mm512_setzero_ps();
+      for (int b = 0; b < nkb; b++, rec += rb) {
+        const uint8_t *x = xrow + b * xbytes(LK_Q8_0) + xqs_off(LK_Q8_0);
+        __m512i d = _mm512_setzero_si512();
+        for (int k = 0; k < 8; k++) d = _mm512_dpbusd_epi32(d, _mm512_load_si512((const __m512i *)rec + k), bcast4(x + 4 * k));
+        const __m512 dw = _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)(rec + 512)));
+        acc = block_step(LK_Q8_0, acc, d, dw, dw, dx + b, c + b);
+      }
+      store16(t + r, acc, rank - r < 16 ? (int)(rank - r) : 16, kb0 == 0);
+    }
+  }
+}
+
 /// Each 16-row tile packed by pack_nat, its nibbles two to a byte again, its scales back to the
 /// halves they came from.
 LK_AVX512 void lk_amx_prepack(int wtype, const void *W, int64_t rows, int64_t cols, void *out) {

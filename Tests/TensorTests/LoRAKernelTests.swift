@@ -93,3 +93,33 @@ extension KernelISATests {
     }
   }
 }
+
+extension KernelISATests {
+  /// A prepacked (lk_lora_pack_a_q8) gives one row's shrink bit for bit as the Q8_0 rows do, on
+  /// every ISA: ranks with partial 16-row tiles, and more than 2048 columns (two column chunks).
+  @Test(arguments: [1, 8, 16, 20, 32], [64, 576, 2112])
+  func loraPackedShrinkEqualsRowShrink(_ rank: Int, _ cols: Int) {
+    let packedBytes = Int(lk_lora_a_q8_packed_bytes(Int64(rank), Int64(cols)))
+    guard packedBytes > 0 else { return }  // no AVX-512 here: nothing is packed
+    var g = SeededRNG(seed: 0xA9 + UInt64(rank) << 16 + UInt64(cols))
+    func r(_ n: Int) -> [Float] { (0..<n).map { _ in Float(Int(g.next() % 2001) - 1000) / 997 } }
+    let rowBytes = Int(lk_row_bytes(Int32(LK_Q8_0), Int64(cols)))
+    var a = [UInt8](repeating: 0, count: rank * rowBytes)
+    let af = r(rank * cols)
+    for k in 0..<rank { lk_quantize_row(Int32(LK_Q8_0), Array(af[k * cols..<(k + 1) * cols]), &a[k * rowBytes], Int64(cols)) }
+    var packed = [UInt8](repeating: 0, count: packedBytes + 64)
+    packed.withUnsafeMutableBytes { buf in
+      let p = UnsafeMutableRawPointer(bitPattern: (Int(bitPattern: buf.baseAddress!) + 63) & ~63)!
+      lk_lora_pack_a_q8(a, Int64(rank), Int64(cols), p)
+      var xq = [UInt8](repeating: 0, count: rowBytes)
+      lk_quantize_act(Int32(LK_Q8_0), r(cols), &xq, Int64(cols))
+      var want = [Float](repeating: .nan, count: rank)
+      lk_lora_shrink_q8(&want, Int64(rank), xq, 0, 1, a, Int64(rank), Int64(cols))
+      forEachISA { isa in
+        var got = [Float](repeating: .nan, count: rank)
+        lk_lora_shrink_q8_packed(&got, xq, p, Int64(rank), Int64(cols))
+        #expect(got == want, "packed shrink isa \(isa), rank \(rank), cols \(cols)")
+      }
+    }
+  }
+}

@@ -38,6 +38,15 @@ int64_t lk_lora_b_q8_bytes(int64_t rows, int64_t rank);
 void lk_lora_pack_b_q8(const float *b, int64_t rows, int64_t rank, void *dst);
 /// B back from lk_lora_pack_b_q8's layout, (rows, rank) row-major, as the expand uses it.
 void lk_lora_unpack_b_q8(const void *src, int64_t rows, int64_t rank, float *b);
+/// Bytes of A (rank rows of cols in Q8_0, cols a multiple of 32) prepacked for
+/// lk_lora_shrink_q8_packed: one 576-byte record per 16 rows and 32 columns. 0 where the ISA in
+/// force is below AVX-512: then there is no packed copy, and the shrink reads the rows.
+int64_t lk_lora_a_q8_packed_bytes(int64_t rank, int64_t cols);
+/// A's Q8_0 rows into out (lk_lora_a_q8_packed_bytes of it, 64-byte aligned); nothing if that is 0.
+void lk_lora_pack_a_q8(const void *a, int64_t rank, int64_t cols, void *out);
+/// lk_lora_shrink_q8 of one row (t: rank floats) over A prepacked: the same results bit for bit,
+/// from one linear stream of A instead of rank interleaved rows.
+void lk_lora_shrink_q8_packed(float *t, const void *xq, const void *apk, int64_t rank, int64_t cols);
 #ifdef __cplusplus
 }
 #endif

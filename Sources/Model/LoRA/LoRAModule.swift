@@ -27,6 +27,17 @@ public enum LoRAModule: String, CaseIterable, Sendable, Codable {
     }
   }
 
+  /// Which of the forward's four LoRA calls per layer reads this module's factors, in the order
+  /// it makes them: q, k, v (one x), o, gate and up (one x), down.
+  public var forwardCall: Int {
+    switch self {
+    case .q, .k, .v: return 0
+    case .o: return 1
+    case .gate, .up: return 2
+    case .down: return 3
+    }
+  }
+
   /// Position in `allCases`, for tables indexed by module.
   public var index: Int {
     switch self {

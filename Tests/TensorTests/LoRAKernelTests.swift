@@ -106,7 +106,9 @@ extension KernelISATests {
     let rowBytes = Int(lk_row_bytes(Int32(LK_Q8_0), Int64(cols)))
     var a = [UInt8](repeating: 0, count: rank * rowBytes)
     let af = r(rank * cols)
-    for k in 0..<rank { lk_quantize_row(Int32(LK_Q8_0), Array(af[k * cols..<(k + 1) * cols]), &a[k * rowBytes], Int64(cols)) }
+    for k in 0..<rank {
+      lk_quantize_row(Int32(LK_Q8_0), Array(af[k * cols..<(k + 1) * cols]), &a[k * rowBytes], Int64(cols))
+    }
     var packed = [UInt8](repeating: 0, count: packedBytes + 64)
     packed.withUnsafeMutableBytes { buf in
       let p = UnsafeMutableRawPointer(bitPattern: (Int(bitPattern: buf.baseAddress!) + 63) & ~63)!

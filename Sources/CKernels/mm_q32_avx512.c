@@ -456,6 +456,7 @@ LK_AVX512 void lk_lora_shrink_q8_packed_avx512(float *t, const void *xq, const v
       const uint8_t *rec = (const uint8_t *)apk + (r / 16 * nb + kb0) * rb;
       __m512 acc = _mm512_setzero_ps();
       for (int b = 0; b < nkb; b++, rec += rb) {
+        prefetch_record(rec, rb);
         const uint8_t *x = xrow + b * xbytes(LK_Q8_0) + xqs_off(LK_Q8_0);
         __m512i d = _mm512_setzero_si512();
         for (int k = 0; k < 8; k++) d = _mm512_dpbusd_epi32(d, _mm512_load_si512((const __m512i *)rec + k), bcast4(x + 4 * k));

@@ -28,11 +28,19 @@ struct LoRACall {
   var cols: Int
   var xqStride: Int
   var anyQ8: Bool
-  var byGroup: Bool  // groups whole on one thread, first halves as side chunks
+  var byGroup: Bool  // groups whole on one thread, as side chunks of the base product
+  var delta: UnsafeMutablePointer<Float>  // output s's rows at delta + deltaOffset(s), its ldy apart
   /// The base product's activations of the same x, when quantized alike (Q8_0 or Q8_1):
   /// the Q8_0 rows the factors multiply are then read (Q8_0) or rearranged (Q8_1) from them
   /// instead of quantizing x again.
   var shared: Activations?
+
+  /// Where output s's low-rank sum starts in `delta` (n rows of its ldy floats per output).
+  func deltaRows(_ s: Int, rows n: Int) -> UnsafeMutablePointer<Float> {
+    var off = 0
+    for p in 0..<s { off += n * (outs[p]?.2 ?? 0) }
+    return delta + off
+  }
 
   /// The shared rows themselves when they are Q8_0 (read in place), with their stride.
   var sharedQ8_0: (rows: UnsafeRawPointer, stride: Int)? {
@@ -52,6 +60,10 @@ extension LlamaContext {
   /// Groups the batch's rows into runs of one adapter mix (rows without adapters are skipped).
   func collectLoRARuns(_ batch: Batch, _ n: Int) {
     loraRuns.removeAll(keepingCapacity: true)
+    loraRowRun.removeAll(keepingCapacity: true)
+    loraRowRun.append(contentsOf: repeatElement(-1, count: n))
+    loraRows = n
+    loraPending = nil
     var i = 0
     while i < n {
       guard let mix = batch.adapters[i] else {
@@ -60,21 +72,22 @@ extension LlamaContext {
       }
       var j = i + 1
       while j < n, let m = batch.adapters[j], m === mix { j += 1 }
+      for r in i..<j { loraRowRun[r] = loraRuns.count }
       loraRuns.append(LoRARun(row: i, count: j - i, mix: mix))
       i = j
     }
   }
 
-  /// y_s[rows of each run] += user scale · factor scale · B·(A·x) for every adapter part of the
-  /// run and every output s of this call (q, k, v share x; gate, up share x). Base rows without
-  /// adapters are untouched. A call is planned before its base product (`planLoRA`) and
-  /// finished after it (`finishLoRA`); two ways to share the work, with the same arithmetic
-  /// per row:
+  /// y_s[rows of each run] += Δ_s, Δ_s = Σ over the run's adapter parts of user scale · factor
+  /// scale · B·(A·x), for every output s of this call (q, k, v share x; gate, up share x). Base
+  /// rows without adapters are untouched. A call is planned before its base product (`planLoRA`)
+  /// and finished after it (`finishLoRA`); Δ goes to a scratch, and the step that next reads y's
+  /// rows adds it (`applyLoRA(row:)`, in the same pool job), so no job waits for the low-rank
+  /// work alone. Two ways to share the work, with the same arithmetic per row:
   /// - many (run, output) groups (decode with several adapters) or only short runs: each group
-  ///   whole on one thread. Its first half (quantize its rows, shrink) rides in the base
-  ///   product's pool job as side chunks (`loraShrink`): it reads the factors from memory while
-  ///   the other core computes. The expands follow in one job, a group per chunk,
-  ///   so no two threads write the same element;
+  ///   whole on one thread (`loraGroup`: its rows quantized, its shrinks, then its expands, which
+  ///   read its factors in the order they are laid out), as side chunks in the base product's
+  ///   pool job: memory-bound side work next to the products' compute;
   /// - few groups with long runs (one adapter's prefill), all in `finishLoRA`: x quantized once,
   ///   the shrinks by task, then the expands split by column across threads.
   /// Returns the number of side chunks for the base product (0: nothing rides along).
@@ -85,16 +98,19 @@ extension LlamaContext {
     _ o2: (LoRAModule, UnsafeMutablePointer<Float>, Int)? = nil
   ) -> Int {
     loraCall = nil
+    precondition(loraPending == nil, "the last LoRA call's sums were not applied")
     if loraRuns.isEmpty { return 0 }
     loraTasks.removeAll(keepingCapacity: true)
     loraGroups.removeAll(keepingCapacity: true)
+    loraWritten.removeAll(keepingCapacity: true)
+    loraWritten.append(contentsOf: repeatElement(false, count: 3 * loraRuns.count))
     var tTotal = 0
     let outs = LoRAOutputs(o0: o0, o1: o1, o2: o2)
     // Tasks by (run, output, part): a group's tasks are consecutive, its parts in mix order. A
     // group is one (run, output), or a whole run when there are runs enough to keep every thread
     // busy (decode with many adapters): then a run's rows are quantized once, not per output.
     let groupByRun = loraRuns.count >= 2 * pool.threads
-    for run in loraRuns {
+    for (ri, run) in loraRuns.enumerated() {
       let runFirst = loraTasks.count
       for s in 0..<3 {
         guard let o = outs[s] else { continue }
@@ -104,6 +120,7 @@ extension LlamaContext {
           loraTasks.append(
             LoRATask(row: run.row, count: run.count, factor: f, scale: f.scale * part.scale, slot: s, t: tTotal))
           tTotal += run.count * f.rank
+          loraWritten[3 * ri + s] = true
         }
         if !groupByRun, loraTasks.count > first { loraGroups.append(first) }
       }
@@ -111,6 +128,7 @@ extension LlamaContext {
     }
     if loraTasks.isEmpty { return 0 }
     ensureLoRAScratch(t: tTotal)
+    ensureLoRADelta(floats: loraRows * (o0.2 + (o1?.2 ?? 0) + (o2?.2 ?? 0)))
     let cols = loraTasks[0].factor.cols  // every factor of the call reads the same x
     let xqStride = GGMLType.q8_0.rowBytes(cols) ?? 0
     let anyQ8 = loraTasks.contains { $0.factor.type == .q8_0 }
@@ -136,7 +154,8 @@ extension LlamaContext {
       shared = base
     }
     loraCall = LoRACall(
-      outs: outs, x: x, ldx: ldx, cols: cols, xqStride: xqStride, anyQ8: anyQ8, byGroup: byGroup, shared: shared)
+      outs: outs, x: x, ldx: ldx, cols: cols, xqStride: xqStride, anyQ8: anyQ8, byGroup: byGroup, delta: loraDelta!,
+      shared: shared)
     return byGroup ? ng : 0
   }
 
@@ -155,9 +174,9 @@ extension LlamaContext {
     loraGroups[g]..<(g + 1 < loraGroups.count ? loraGroups[g + 1] : loraTasks.count)
   }
 
-  /// The first half of group g of the planned call (see `planLoRA`): its rows quantized (for
-  /// Q8_0 factors) and A·x of each of its tasks, ready for the expand.
-  func loraShrink(group g: Int) {
+  /// Group g of the planned call whole (see `planLoRA`): its rows quantized (for Q8_0 factors),
+  /// A·x of each of its tasks, then their expands into Δ.
+  func loraGroup(_ g: Int) {
     guard let call = loraCall else { return }
     let range = loraGroupRange(g)
     let head = loraTasks[range.lowerBound]
@@ -174,23 +193,19 @@ extension LlamaContext {
       }
     }
     for k in range { loraShrinkTask(loraTasks[k], xq, stride, call) }
+    for k in range {
+      let task = loraTasks[k]
+      loraExpandTask(task, 0, task.factor.rows, call, first: k == range.lowerBound || loraTasks[k - 1].slot != task.slot)
+    }
   }
 
-  /// The expands of the planned call, after its base product (and, for the whole-groups way,
-  /// after its `loraShrink` side chunks); the whole call for the other way.
+  /// After the planned call's base product (and its `loraGroup` side chunks): the whole call
+  /// for the other way; then its Δ waits for `applyLoRA(row:)`.
   func finishLoRA() {
     guard let call = loraCall else { return }
     loraCall = nil
-    let ng = loraGroups.count
-    if call.byGroup {
-      pool.run(chunks: ng) { g, _ in
-        for k in self.loraGroupRange(g) {
-          let task = self.loraTasks[k]
-          self.loraExpandTask(task, 0, task.factor.rows, call)
-        }
-      }
-      return
-    }
+    loraPending = call
+    if call.byGroup { return }
     let tasks = loraTasks
     let nt = tasks.count
     // 0. Q8_0 factors multiply x quantized to Q8_0 (as the base's Q8_0 weights do): the rows of
@@ -218,15 +233,30 @@ extension LlamaContext {
         self.loraShrinkTask(task, xqAll.map { $0 + task.row * xqStride }, xqStride, call)
       }
     }
-    // 2. Y_rows[:, c0..<c1] += scale · T · Bᵀ[:, c0..<c1], columns split across threads (in
-    //    multiples of 32), so no two threads write the same element.
+    // 2. Δ_rows[:, c0..<c1] += scale · T · Bᵀ[:, c0..<c1], columns split across threads (in
+    //    multiples of 32), so no two threads write the same element; each (run, output)'s first
+    //    task clears its part first.
     pool.run { ith, nth in
-      for task in tasks {
+      for (k, task) in tasks.enumerated() {
         let rows = task.factor.rows
         let per = ((rows + nth - 1) / nth + 31) & ~31
         let c0 = min(rows, per * ith), c1 = min(rows, per * (ith + 1))
-        if c0 < c1 { self.loraExpandTask(task, c0, c1, call) }
+        let first = k == 0 || tasks[k - 1].slot != task.slot || tasks[k - 1].row != task.row
+        if c0 < c1 { self.loraExpandTask(task, c0, c1, call, first: first) }
       }
+    }
+  }
+
+  /// Adds the last finished call's Δ to row i of each of its outputs (nothing for rows without
+  /// adapters, or outputs their adapters leave alone). Called once per row by the step that
+  /// next reads those rows, before it reads them.
+  @inline(__always) func applyLoRA(row i: Int) {
+    guard let call = loraPending else { return }
+    let r = loraRowRun[i]
+    if r < 0 { return }
+    for s in 0..<3 where loraWritten[3 * r + s] {
+      guard let o = call.outs[s] else { continue }
+      lk_axpy_f32(o.1 + i * o.2, 1, call.deltaRows(s, rows: loraRows) + i * o.2, Int64(o.2))
     }
   }
 
@@ -248,17 +278,22 @@ extension LlamaContext {
     }
   }
 
-  /// y[rows of the task, c0..<c1] += scale · Bᵀ-weighted sum of its t.
-  @inline(__always) func loraExpandTask(_ task: LoRATask, _ c0: Int, _ c1: Int, _ call: LoRACall) {
+  /// Δ[rows of the task, c0..<c1] += scale · Bᵀ-weighted sum of its t (cleared first when
+  /// `first`: the first task of its run and output).
+  @inline(__always) func loraExpandTask(_ task: LoRATask, _ c0: Int, _ c1: Int, _ call: LoRACall, first: Bool) {
     guard let o = call.outs[task.slot] else { return }
     let f = task.factor
+    let y = call.deltaRows(task.slot, rows: loraRows) + task.row * o.2
+    if first {
+      for i in 0..<task.count { (y + i * o.2 + c0).update(repeating: 0, count: c1 - c0) }
+    }
     if f.type == .q8_0 {
       lk_lora_expand_q8(
-        o.1 + task.row * o.2, Int64(o.2), loraT! + task.t, Int64(f.rank), Int64(task.count), f.bt, Int64(f.rank),
+        y, Int64(o.2), loraT! + task.t, Int64(f.rank), Int64(task.count), f.bt, Int64(f.rank),
         Int64(f.rows), Int64(c0), Int64(c1), task.scale)
     } else {
       lk_lora_expand(
-        o.1 + task.row * o.2, Int64(o.2), loraT! + task.t, Int64(f.rank), Int64(task.count), f.type.code, f.bt,
+        y, Int64(o.2), loraT! + task.t, Int64(f.rank), Int64(task.count), f.type.code, f.bt,
         Int64(f.rank), Int64(f.rows), Int64(c0), Int64(c1), task.scale)
     }
   }
@@ -272,6 +307,15 @@ extension LlamaContext {
       loraXq?.deallocate()
       loraXqBytes = max(bytes, loraXqBytes * 2)
       loraXq = .allocate(byteCount: loraXqBytes, alignment: 64)
+    }
+  }
+
+  /// Grows the scratch of the low-rank sums (only ever grows).
+  func ensureLoRADelta(floats: Int) {
+    if floats > loraDeltaCount {
+      loraDelta?.deallocate()
+      loraDeltaCount = max(floats, loraDeltaCount * 2)
+      loraDelta = .allocate(capacity: loraDeltaCount)
     }
   }
 

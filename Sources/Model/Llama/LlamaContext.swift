@@ -46,6 +46,12 @@ public final class LlamaContext: @unchecked Sendable {  // owned by one compute 
   var loraTCount = 0
   var loraXq: UnsafeMutableRawPointer? = nil  // x rows in Q8_0 for Q8_0 factors
   var loraXqBytes = 0
+  var loraRowRun: [Int] = []  // per batch row: its run in loraRuns, or -1
+  var loraRows = 0  // rows of the step
+  var loraWritten: [Bool] = []  // per (run, output) of the planned call: has a low-rank sum
+  var loraDelta: UnsafeMutablePointer<Float>? = nil  // the call's sums Δ, per output (rows, ldy)
+  var loraDeltaCount = 0
+  var loraPending: LoRACall? = nil  // finished, its Δ not yet added (applyLoRA)
   /// Logits of the rows that asked for them, in batch order: (maxLogitRows, vocab).
   public let logits: UnsafeMutablePointer<Float>
 
@@ -103,6 +109,7 @@ public final class LlamaContext: @unchecked Sendable {  // owned by one compute 
     }
     loraT?.deallocate()
     loraXq?.deallocate()
+    loraDelta?.deallocate()
   }
 
   /// A KV cache sized for this model.
@@ -146,54 +153,65 @@ public final class LlamaContext: @unchecked Sendable {  // owned by one compute 
       }
     }
 
-    // 2. The transformer blocks; rows with adapters add their low-rank products after each base product.
+    // 2. The transformer blocks; rows with adapters get their low-rank sums added by the step
+    //    that next reads each product's rows (applyLoRA), in its pool job.
     collectLoRARuns(batch, n)
     for (l, layer) in w.layers.enumerated() {
       // Attention: x += Wo · attention(rope(Wq·norm(x)), rope(Wk·norm(x)), Wv·norm(x))
-      let xb = self.xb, x = self.x, eps = c.normEps
+      let xb = self.xb, x = self.x, xb2 = self.xb2, eps = c.normEps
       let a = linear.activations(xb, ldx: dim, n: n, for: layer.wq) { i in
+        if l > 0 {  // the previous block's feed-forward output joins the residual stream
+          self.applyLoRA(row: i)
+          lk_axpy_f32(x + i * dim, 1, xb2 + i * dim, Int64(dim))
+        }
         lk_rmsnorm(xb + i * dim, x + i * dim, layer.attnNorm, Int64(dim), eps)
       }
+      loraPending = nil
       var side = planLoRA(
         layer: l, x: xb, ldx: dim, sharing: a, (.q, q, c.qDim), (.k, k, c.kvDim), (.v, v, c.kvDim))
       linear.linear(
-        (q, layer.wq), (k, layer.wk), (v, layer.wv), ldy: (c.qDim, c.kvDim, c.kvDim), a, side: side, loraShrink)
+        (q, layer.wq), (k, layer.wk), (v, layer.wv), ldy: (c.qDim, c.kvDim, c.kvDim), a, side: side, loraGroup)
       finishLoRA()
-      addBias(q, layer.bq, c.qDim, n)
-      addBias(k, layer.bk, c.kvDim, n)
-      addBias(v, layer.bv, c.kvDim, n)
-      ropeAndStore(layer: l, batch: batch, n: n)
+      ropeAndStore(layer: l, batch: batch, n: n, biases: (layer.bq, layer.bk, layer.bv))
+      loraPending = nil
       attention(layer: l, batch: batch, n: n)
       let ao = linear.activations(att, ldx: c.qDim, n: n, for: layer.wo)
       side = planLoRA(layer: l, x: att, ldx: c.qDim, sharing: ao, (.o, xb2, dim))
-      linear.linear(xb2, ldy: dim, layer.wo, ao, side: side, loraShrink)
+      linear.linear(xb2, ldy: dim, layer.wo, ao, side: side, loraGroup)
       finishLoRA()
-      addRows(x, xb2, n * dim)
 
       // Feed-forward: x += Wdown · (silu(Wgate·norm(x)) ⊙ Wup·norm(x))
       let f = linear.activations(xb, ldx: dim, n: n, for: layer.wGate) { i in
+        self.applyLoRA(row: i)
+        lk_axpy_f32(x + i * dim, 1, xb2 + i * dim, Int64(dim))
         lk_rmsnorm(xb + i * dim, x + i * dim, layer.ffnNorm, Int64(dim), eps)
       }
+      loraPending = nil
       side = planLoRA(layer: l, x: xb, ldx: dim, sharing: f, (.gate, hb, c.ffnDim), (.up, hb2, c.ffnDim))
-      linear.linear((hb, layer.wGate), (hb2, layer.wUp), ldy: (c.ffnDim, c.ffnDim, 0), f, side: side, loraShrink)
+      linear.linear((hb, layer.wGate), (hb2, layer.wUp), ldy: (c.ffnDim, c.ffnDim, 0), f, side: side, loraGroup)
       finishLoRA()
       let hb = self.hb, hb2 = self.hb2, ffn = c.ffnDim
       let d = linear.activations(hb, ldx: ffn, n: n, for: layer.wDown) { i in
+        self.applyLoRA(row: i)
         lk_swiglu(hb + i * ffn, hb + i * ffn, hb2 + i * ffn, Int64(ffn))
       }
+      loraPending = nil
       side = planLoRA(layer: l, x: hb, ldx: c.ffnDim, sharing: d, (.down, xb2, dim))
-      linear.linear(xb2, ldy: dim, layer.wDown, d, side: side, loraShrink)
+      linear.linear(xb2, ldy: dim, layer.wDown, d, side: side, loraGroup)
       finishLoRA()
-      addRows(x, xb2, n * dim)
     }
 
-    // 3. Final norm and the output head, only for the rows that want logits.
+    // 3. The last block's output joins the residual stream of the rows that want logits; their
+    //    final norm and the output head.
     var m = 0
     for i in 0..<n where batch.wantsLogits[i] {
       precondition(m < maxLogitRows, "more rows want logits than maxLogitRows (\(maxLogitRows))")
+      applyLoRA(row: i)
+      lk_axpy_f32(x + i * dim, 1, xb2 + i * dim, Int64(dim))
       lk_rmsnorm(xb + m * dim, x + i * dim, w.outputNorm, Int64(dim), c.normEps)
       m += 1
     }
+    loraPending = nil
     if m > 0 {
       linear.linear(logits, ldy: c.vocabSize, w.output, x: xb, ldx: dim, n: m)
     }
@@ -216,17 +234,11 @@ public final class LlamaContext: @unchecked Sendable {  // owned by one compute 
     }
   }
 
-  func addRows(_ y: UnsafeMutablePointer<Float>, _ a: UnsafeMutablePointer<Float>, _ count: Int) {
-    lk_axpy_f32(y, 1, a, Int64(count))
-  }
-
-  func addBias(_ y: UnsafeMutablePointer<Float>, _ b: UnsafePointer<Float>?, _ width: Int, _ n: Int) {
-    guard let b else { return }
-    for i in 0..<n { lk_axpy_f32(y + i * width, 1, b, Int64(width)) }
-  }
-
-  /// Rotates q and k of every row by its position, then appends k and v to the row's cache.
-  func ropeAndStore(layer l: Int, batch: Batch, n: Int) {
+  /// Adds to q, k and v of every row their low-rank sums (applyLoRA), then their biases; rotates
+  /// q and k by the row's position, then appends k and v to the row's cache.
+  func ropeAndStore(
+    layer l: Int, batch: Batch, n: Int, biases: (UnsafePointer<Float>?, UnsafePointer<Float>?, UnsafePointer<Float>?)
+  ) {
     let c = config
     let half = c.ropeDim / 2
     let hd = c.headDim
@@ -254,6 +266,10 @@ public final class LlamaContext: @unchecked Sendable {  // owned by one compute 
     batch.positions.withUnsafeBufferPointer { pos in
       batch.caches.withUnsafeBufferPointer { caches in
         each(n) { i in
+          self.applyLoRA(row: i)
+          if let b = biases.0 { lk_axpy_f32(q + i * c.qDim, 1, b, Int64(c.qDim)) }
+          if let b = biases.1 { lk_axpy_f32(k + i * c.kvDim, 1, b, Int64(c.kvDim)) }
+          if let b = biases.2 { lk_axpy_f32(v + i * c.kvDim, 1, b, Int64(c.kvDim)) }
           rotate(q + i * c.qDim, c.heads, i)
           rotate(k + i * c.kvDim, c.kvHeads, i)
           caches[i].store(l, pos[i], key: k + i * c.kvDim, value: v + i * c.kvDim)

@@ -195,7 +195,8 @@ extension LlamaContext {
     for k in range { loraShrinkTask(loraTasks[k], xq, stride, call) }
     for k in range {
       let task = loraTasks[k]
-      loraExpandTask(task, 0, task.factor.rows, call, first: k == range.lowerBound || loraTasks[k - 1].slot != task.slot)
+      let first = k == range.lowerBound || loraTasks[k - 1].slot != task.slot
+      loraExpandTask(task, 0, task.factor.rows, call, first: first)
     }
   }
 

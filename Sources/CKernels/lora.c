@@ -218,6 +218,38 @@ static void q8r_prepare(const float *t, int64_t rank, float scale, q8r_t *p) {
   p->sdt = scale * dt;
 }
 
+#if LK_X86
+/// q8r_prepare's bytes, sum and sdt, 16 values at a time (the same operations per value: the
+/// max is exact, then v · (1 / d) and lk_round_away's truncate-then-step); p->q is written up
+/// to rank rounded up to 4, which is all the expands read.
+LK_AVX512 static void q8r_prepare_avx512(const float *t, int64_t rank, float scale, q8r_t *p) {
+  __m512 amax = _mm512_setzero_ps();
+  for (int64_t k = 0; k < rank; k += 16) {
+    const __mmask16 m = rank - k >= 16 ? 0xFFFF : (__mmask16)((1u << (rank - k)) - 1);
+    amax = _mm512_max_ps(amax, _mm512_abs_ps(_mm512_maskz_loadu_ps(m, t + k)));
+  }
+  const float d = _mm512_reduce_max_ps(amax) / 127.0f, id = d != 0 ? 1.0f / d : 0.0f;
+  const __m512 vid = _mm512_set1_ps(id), half = _mm512_set1_ps(0.5f), mhalf = _mm512_set1_ps(-0.5f);
+  const __m512i one = _mm512_set1_epi32(1);
+  __m512i sum = _mm512_setzero_si512();
+  const int64_t r4 = q8r_rank4(rank);
+  for (int64_t k = 0; k < r4; k += 16) {
+    const __mmask16 m = rank - k >= 16 ? 0xFFFF : rank > k ? (__mmask16)((1u << (rank - k)) - 1) : 0;
+    const __m512 v = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, t + k), vid);
+    const __m512i i = _mm512_cvttps_epi32(v);
+    const __m512 frac = _mm512_sub_ps(v, _mm512_cvtepi32_ps(i));
+    __m512i q = _mm512_mask_add_epi32(i, _mm512_cmp_ps_mask(frac, half, _CMP_GE_OQ), i, one);
+    q = _mm512_mask_sub_epi32(q, _mm512_cmp_ps_mask(frac, mhalf, _CMP_LE_OQ), q, one);
+    q = _mm512_maskz_mov_epi32(m, q);
+    sum = _mm512_add_epi32(sum, q);
+    const __mmask16 w = r4 - k >= 16 ? 0xFFFF : (__mmask16)((1u << (r4 - k)) - 1);
+    _mm_mask_storeu_epi8(p->q + k, w, _mm512_cvtepi32_epi8(q));
+  }
+  p->sum = _mm512_reduce_add_epi32(sum);
+  p->sdt = scale * d;
+}
+#endif
+
 static void expand_q8_scalar(float *y, const q8r_t *p, const uint8_t *B, int64_t rank, int64_t c0, int64_t c1) {
   const int64_t r4 = q8r_rank4(rank), gb = q8r_group_bytes(rank);
   for (int64_t c = c0; c < c1; c++) {
@@ -308,17 +340,20 @@ void lk_lora_expand_q8(float *y, int64_t ldy, const float *t, int64_t ldt, int64
   if (c1 <= c0 || ntok <= 0) return;
   for (int64_t i = 0; i < ntok; i++) {
     q8r_t p;
-    q8r_prepare(t + i * ldt, rank, scale, &p);
 #if LK_X86
     const int isa = lk_isa();
     if (isa >= LK_ISA_AVX512) {
+      q8r_prepare_avx512(t + i * ldt, rank, scale, &p);
       expand_q8_avx512(y + i * ldy, &p, b, rank, c0, c1);
       continue;
     }
+    q8r_prepare(t + i * ldt, rank, scale, &p);
     if (isa >= LK_ISA_AVX2) {
       expand_q8_avx2(y + i * ldy, &p, b, rank, c0, c1);
       continue;
     }
+#else
+    q8r_prepare(t + i * ldt, rank, scale, &p);
 #endif
     expand_q8_scalar(y + i * ldy, &p, b, rank, c0, c1);
   }

@@ -125,3 +125,24 @@ extension KernelISATests {
     }
   }
 }
+
+extension KernelISATests {
+  /// t quantized by the expand: values that land exactly on halves (amax 127: a step of 1) round
+  /// away from zero alike on every ISA, ranks with and without a partial vector.
+  @Test(arguments: [5, 16, 20])
+  func loraQ8ExpandRoundsTiesAlikeOnEveryISA(_ rank: Int) {
+    let rows = 32
+    var g = SeededRNG(seed: 0x71E5 + UInt64(rank))
+    let b = (0..<rows * rank).map { _ in Float(Int(g.next() % 2001) - 1000) / 1000 }
+    var packed = [UInt8](repeating: 0, count: Int(lk_lora_b_q8_bytes(Int64(rows), Int64(rank))))
+    lk_lora_pack_b_q8(b, Int64(rows), Int64(rank), &packed)
+    let ties: [Float] = [0.5, -0.5, 1.5, -2.5, 126.5, -126.5, 3.4999998, -3.5000002]
+    let t = (0..<rank).map { $0 == 0 ? Float(127) : ties[$0 % ties.count] }
+    var first: [Float]? = nil
+    forEachISA { isa in
+      var y = [Float](repeating: 0.25, count: rows)
+      lk_lora_expand_q8(&y, Int64(rows), t, Int64(rank), 1, packed, Int64(rank), Int64(rows), 0, Int64(rows), 0.7)
+      if let f = first { #expect(y == f, "isa \(isa) rounds t unlike the scalar expand") } else { first = y }
+    }
+  }
+}

@@ -42,13 +42,13 @@ public final class ResidentAdapter: LowRankSource, @unchecked Sendable {  // imm
     self.targets = targets
     func rowBytes(_ t: GGMLType, _ n: Int) -> Int { t.rowBytes(n)! }
     // The layout follows a decode step's reads: per layer and per LoRA call of the forward (q k v;
-    // o; gate up; down), first the As its shrinks read for one row, then the Bs of its expands,
-    // so that each call reads one forward stream per adapter, which the hardware prefetcher
-    // follows. A Q8_0 A is read prepacked (lk_lora_pack_a_q8) where the CPU has AVX-512; its rows,
-    // which runs of several rows (prefill) multiply, then go after all layers. Every start is
-    // 64-byte aligned. `LK_PREPACK=0` in the environment leaves A unpacked (as for the base).
+    // o; gate up; down), first the As its shrinks read, then the Bs of its expands, so that each
+    // call reads one forward stream per adapter, which the hardware prefetcher follows. A Q8_0 A
+    // is held prepacked (lk_lora_pack_a_q8, the same bytes regrouped) where the CPU has AVX-512.
+    // Every start is 64-byte aligned. `LK_PREPACK=0` in the environment keeps A in rows (as for
+    // the base's weights).
     let packOff = ProcessInfo.processInfo.environment["LK_PREPACK"] == "0"
-    var offsets = [(a: Int, b: Int, packed: Int?, type: GGMLType)](repeating: (0, 0, nil, type), count: targets.count)
+    var offsets = [(a: Int, b: Int, packed: Bool, type: GGMLType)](repeating: (0, 0, false, type), count: targets.count)
     var total = 0
     func take(_ n: Int) -> Int {
       defer { total += (n + 63) & ~63 }
@@ -62,11 +62,8 @@ public final class ResidentAdapter: LowRankSource, @unchecked Sendable {  // imm
         let ft = Self.factorType(type, rows: p.rows, cols: p.cols, rank: p.rank)
         offsets[i].type = ft
         let packedBytes = ft == .q8_0 && !packOff ? Int(lk_lora_a_q8_packed_bytes(Int64(p.rank), Int64(p.cols))) : 0
-        if packedBytes > 0 {
-          offsets[i].packed = take(packedBytes)
-        } else {
-          offsets[i].a = take(p.rank * rowBytes(ft, p.cols))
-        }
+        offsets[i].packed = packedBytes > 0
+        offsets[i].a = take(packedBytes > 0 ? packedBytes : p.rank * rowBytes(ft, p.cols))
       }
       for i in members {
         let p = w.pairs[targets[i]]!
@@ -74,10 +71,6 @@ public final class ResidentAdapter: LowRankSource, @unchecked Sendable {  // imm
         offsets[i].b = take(
           ft == .q8_0 ? Int(lk_lora_b_q8_bytes(Int64(p.rows), Int64(p.rank))) : p.rank * rowBytes(ft, p.rows))
       }
-    }
-    for i in targets.indices where offsets[i].packed != nil {
-      let p = w.pairs[targets[i]]!
-      offsets[i].a = take(p.rank * rowBytes(offsets[i].type, p.cols))
     }
     bytes = total
     let storage = UnsafeMutableRawPointer.allocate(byteCount: max(total, 64), alignment: 64)
@@ -95,8 +88,17 @@ public final class ResidentAdapter: LowRankSource, @unchecked Sendable {  // imm
         let rb = o.type.rowBytes(n)!
         for r in 0..<count { RowConversion.fromFloatForServing(o.type, v + r * n, storage + off + r * rb, n) }
       }
-      p.a.withUnsafeBufferPointer { put($0.baseAddress!, rows: p.rank, p.cols, at: o.a) }
-      if let packed = o.packed { lk_lora_pack_a_q8(storage + o.a, Int64(p.rank), Int64(p.cols), storage + packed) }
+      if o.packed {  // the Q8_0 rows, then packed into place
+        let rb = GGMLType.q8_0.rowBytes(p.cols)!
+        let rows = UnsafeMutableRawPointer.allocate(byteCount: p.rank * rb, alignment: 64)
+        defer { rows.deallocate() }
+        p.a.withUnsafeBufferPointer { a in
+          for r in 0..<p.rank { RowConversion.fromFloatForServing(.q8_0, a.baseAddress! + r * p.cols, rows + r * rb, p.cols) }
+        }
+        lk_lora_pack_a_q8(rows, Int64(p.rank), Int64(p.cols), storage + o.a)
+      } else {
+        p.a.withUnsafeBufferPointer { put($0.baseAddress!, rows: p.rank, p.cols, at: o.a) }
+      }
       // B in Q8: each row's rank values one int8 block, by groups of 16 rows for the expand's
       // integer dots (see lk_lora_expand_q8), packed by the kernel straight from B (on a cold
       // load's path to the first token). Otherwise Bᵀ: (rank, rows), so the expand half streams
@@ -120,7 +122,7 @@ public final class ResidentAdapter: LowRankSource, @unchecked Sendable {  // imm
       let p = pairs[i], o = offsets[i]
       tab[t.layer * LoRAModule.allCases.count + t.module.index] = LowRankFactor(
         rank: p.rank, rows: p.rows, cols: p.cols, scale: p.scale, type: o.type, a: UnsafeRawPointer(storage + o.a),
-        bt: UnsafeRawPointer(storage + o.b), aPacked: o.packed.map { UnsafeRawPointer(storage + $0) })
+        bt: UnsafeRawPointer(storage + o.b), aPacked: o.packed)
     }
     table = tab
   }
@@ -147,7 +149,16 @@ public final class ResidentAdapter: LowRankSource, @unchecked Sendable {  // imm
           for k in 0..<f.rank { b[r * f.rank + k] = bt[Self.btIndex(k, r, rows: f.rows)] }
         }
       }
-      pairs[t] = LoRAPair(rank: f.rank, rows: f.rows, cols: f.cols, scale: f.scale, a: read(f.a, f.rank * f.cols), b: b)
+      var a: [Float]
+      if f.aPacked {
+        let rows = UnsafeMutableRawPointer.allocate(byteCount: f.rank * f.type.rowBytes(f.cols)!, alignment: 64)
+        defer { rows.deallocate() }
+        lk_lora_unpack_a_q8(f.a, Int64(f.rank), Int64(f.cols), rows)
+        a = read(UnsafeRawPointer(rows), f.rank * f.cols)
+      } else {
+        a = read(f.a, f.rank * f.cols)
+      }
+      pairs[t] = LoRAPair(rank: f.rank, rows: f.rows, cols: f.cols, scale: f.scale, a: a, b: b)
     }
     return LoRAWeights(name: name, pairs: pairs)
   }

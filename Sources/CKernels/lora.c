@@ -360,15 +360,18 @@ void lk_lora_expand_q8(float *y, int64_t ldy, const float *t, int64_t ldt, int64
 }
 
 // ---- Q8 A prepacked ------------------------------------------------------------------------
-// For one decoding row, A's rank rows would be rank short interleaved streams; prepacked as the
-// AMX tiles of a Q8_0 matrix (lk_amx_prepack: per 16-row tile, per 32-column block, a 576-byte
-// record of 8 natural-order vectors of 16 rows x 4 bytes + 128, then the 16 scales as halves),
-// the shrink reads one linear stream. AVX-512 hosts only (the packing is AVX-512 code).
+// A's rank rows would be rank short interleaved streams for a decoding row's shrink; prepacked
+// as the AMX tiles of a Q8_0 matrix (lk_amx_prepack: per 16-row tile, per 32-column block, a
+// 576-byte record of 8 natural-order vectors of 16 rows x 4 bytes + 128 in the VNNI tile's lane
+// order, row 4i + j in lane 4j + i, then the 16 scales as halves), the shrink reads one linear
+// stream. AVX-512 hosts only (the packing is AVX-512 code); the packed copy is the only one.
+
+enum { Q8R_REC = 576 };
 
 int64_t lk_lora_a_q8_packed_bytes(int64_t rank, int64_t cols) {
 #if LK_X86
   if (lk_isa() < LK_ISA_AVX512 || rank <= 0 || cols <= 0 || cols % QK != 0) return 0;
-  return (rank + 15) / 16 * (cols / QK) * lk_amx_record_bytes(LK_Q8_0);
+  return (rank + 15) / 16 * (cols / QK) * Q8R_REC;
 #else
   (void)rank, (void)cols;
   return 0;
@@ -377,50 +380,65 @@ int64_t lk_lora_a_q8_packed_bytes(int64_t rank, int64_t cols) {
 
 void lk_lora_pack_a_q8(const void *a, int64_t rank, int64_t cols, void *out) {
 #if LK_X86
-  if (lk_lora_a_q8_packed_bytes(rank, cols) > 0) lk_amx_prepack(LK_Q8_0, a, rank, cols, out);
+  // The CPU's own level, not the thread's: the size was asked for on another thread.
+  if (lk_cpu_isa() >= LK_ISA_AVX512 && rank > 0 && cols > 0 && cols % QK == 0) lk_amx_prepack(LK_Q8_0, a, rank, cols, out);
 #else
   (void)a, (void)rank, (void)cols, (void)out;
 #endif
 }
 
-/// The same integers and float steps as the AVX-512 kernel, one lane at a time (for threads
-/// pinned below AVX-512 after the packing).
+/// Where row k's block b lives in the records: its record and its lane.
+LK_INLINE const uint8_t *q8r_record(const void *apk, int64_t nb, int64_t k, int64_t b, int *lane) {
+  const int rr = (int)(k % 16);
+  *lane = 4 * (rr % 4) + rr / 4;
+  return (const uint8_t *)apk + ((k / 16) * nb + b) * Q8R_REC;
+}
+
+void lk_lora_unpack_a_q8(const void *apk, int64_t rank, int64_t cols, void *a) {
+  const int64_t nb = cols / QK;
+  for (int64_t k = 0; k < rank; k++)
+    for (int64_t b = 0; b < nb; b++) {
+      int lane;
+      const uint8_t *rec = q8r_record(apk, nb, k, b, &lane);
+      block_q8_0 *blk = (block_q8_0 *)a + k * nb + b;
+      memcpy(&blk->d, rec + 512 + 2 * lane, 2);
+      for (int e = 0; e < QK; e++) blk->qs[e] = (int8_t)((int)rec[64 * (e / 4) + 4 * lane + e % 4] - 128);
+    }
+}
+
+/// The same integers and float steps as the AVX-512 kernel, one row and lane at a time (for
+/// threads pinned below AVX-512 after the packing).
 static void shrink_q8_packed_scalar(float *t, const void *xq, const void *apk, int64_t rank, int64_t cols) {
-  const int64_t nb = cols / QK, rb = 576;
+  const int64_t nb = cols / QK;
   for (int64_t kb0 = 0; kb0 < nb; kb0 += 64) {
     const int64_t nkb = nb - kb0 < 64 ? nb - kb0 : 64;
-    for (int64_t r = 0; r < rank; r += 16) {
-      float acc[16] = {0};
-      for (int64_t b = 0; b < nkb; b++) {
-        const block_q8_0 *x = (const block_q8_0 *)xq + kb0 + b;
-        const uint8_t *rec = (const uint8_t *)apk + (r / 16 * nb + kb0 + b) * rb;
-        int32_t xs = 0;
-        for (int e = 0; e < QK; e++) xs += x->qs[e];
-        const float dx = lk_h2f(x->d);
-        for (int lane = 0; lane < 16; lane++) {
-          int32_t dot = -128 * xs;
-          for (int e = 0; e < QK; e++) dot += (int32_t)rec[64 * (e / 4) + 4 * lane + e % 4] * x->qs[e];
-          uint16_t h;
-          memcpy(&h, rec + 512 + 2 * lane, 2);
-          acc[lane] = fmaf((float)dot * lk_h2f(h), dx, acc[lane]);
-        }
+    for (int64_t k = 0; k < rank; k++) {
+      float acc = 0;
+      for (int64_t b = kb0; b < kb0 + nkb; b++) {
+        const block_q8_0 *x = (const block_q8_0 *)xq + b;
+        int lane;
+        const uint8_t *rec = q8r_record(apk, nb, k, b, &lane);
+        int32_t dot = 0;
+        for (int e = 0; e < QK; e++) dot += ((int32_t)rec[64 * (e / 4) + 4 * lane + e % 4] - 128) * x->qs[e];
+        uint16_t h;
+        memcpy(&h, rec + 512 + 2 * lane, 2);
+        acc = fmaf((float)dot * lk_h2f(h), lk_h2f(x->d), acc);
       }
-      for (int lane = 0; lane < 16; lane++) {
-        const int64_t row = r + 4 * (lane % 4) + lane / 4;  // lane 4j + i holds row 4i + j
-        if (row < rank) t[row] = kb0 == 0 ? acc[lane] : t[row] + acc[lane];
-      }
+      t[k] = kb0 == 0 ? acc : t[k] + acc;
     }
   }
 }
 
-void lk_lora_shrink_q8_packed(float *t, const void *xq, const void *apk, int64_t rank, int64_t cols) {
+void lk_lora_shrink_q8_packed(float *t, int64_t ldt, const void *xq, int64_t xstride, int64_t ntok, const void *apk,
+                              int64_t rank, int64_t cols) {
 #if LK_X86
   if (lk_isa() >= LK_ISA_AVX512) {
-    lk_lora_shrink_q8_packed_avx512(t, xq, apk, rank, cols);
+    lk_lora_shrink_q8_packed_avx512(t, ldt, xq, xstride, ntok, apk, rank, cols);
     return;
   }
 #endif
-  shrink_q8_packed_scalar(t, xq, apk, rank, cols);
+  for (int64_t i = 0; i < ntok; i++)
+    shrink_q8_packed_scalar(t + i * ldt, (const uint8_t *)xq + i * xstride, apk, rank, cols);
 }
 
 void lk_lora_shrink(float *t, int64_t ldt, const float *x, int64_t ldx, int64_t ntok, int type, const void *a,

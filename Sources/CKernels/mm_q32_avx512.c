@@ -436,36 +436,49 @@ LK_AVX512 void lk_mm_q32_amx(int wtype, float *Y, int64_t ldy, const void *W, co
   mm_q32(wtype, 1, Y, ldy, W, pre, Xq, xstride, ntok, ncols, r0, r1);
 }
 
-/// The LoRA shrink of one activation row (Q8_0) over A prepacked as lk_amx_prepack lays out a
-/// Q8_0 matrix (rank rows, the last tile padded with copies of the last row): per tile and block
-/// 8 vpdpbusd over the record's natural-order vectors with 4 activation bytes broadcast each,
-/// then block_step. The tile's lanes and scales are in the VNNI tile's lane order, so these are
-/// the matvec's integers and float steps in its order: lk_matvec's results bit for bit. The
-/// records are one linear stream (the A rows are rank interleaved streams), which the hardware
-/// prefetcher follows from memory.
-LK_AVX512 void lk_lora_shrink_q8_packed_avx512(float *t, const void *xq, const void *apk, int64_t rank,
-                                               int64_t cols) {
+/// The LoRA shrink of NT (1..4) activation rows (Q8_0) over A prepacked as lk_amx_prepack lays
+/// out a Q8_0 matrix (rank rows, the last tile padded with copies of the last row): per tile and
+/// block, the record's 8 natural-order vectors loaded once, then for each row 8 vpdpbusd with 4
+/// activation bytes broadcast each and block_step. The tile's lanes and scales are in the VNNI
+/// tile's lane order, so these are the matvec's integers and float steps in its order: lk_matvec's
+/// results bit for bit. The records are one linear stream (the A rows are rank interleaved
+/// streams), which the hardware prefetcher follows from memory.
+LK_AVX512 LK_INLINE void shrink_packed(int nt, float *t, int64_t ldt, const uint8_t *xq, int64_t xstride,
+                                       const uint8_t *apk, int64_t rank, int64_t cols) {
   const int64_t nb = cols / QK, rb = pre_record(LK_Q8_0);
-  _Alignas(64) float dx[KC];
-  _Alignas(64) xcorr c[KC];
+  const int xbs = xbytes(LK_Q8_0), xoff = xqs_off(LK_Q8_0);
+  _Alignas(64) float dx[4][KC];
+  _Alignas(64) xcorr c[4][KC];
   for (int64_t kb0 = 0; kb0 < nb; kb0 += KC) {
     const int nkb = (int)(nb - kb0 < KC ? nb - kb0 : KC);
-    const uint8_t *xrow = (const uint8_t *)xq + kb0 * xbytes(LK_Q8_0);
-    prep_x(LK_Q8_0, xrow, nkb, dx, c);
+    for (int j = 0; j < nt; j++) prep_x(LK_Q8_0, xq + j * xstride + kb0 * xbs, nkb, dx[j], c[j]);
     for (int64_t r = 0; r < rank; r += 16) {
-      const uint8_t *rec = (const uint8_t *)apk + (r / 16 * nb + kb0) * rb;
-      __m512 acc = _mm512_setzero_ps();
+      const uint8_t *rec = apk + (r / 16 * nb + kb0) * rb;
+      __m512 acc[4];
+      for (int j = 0; j < nt; j++) acc[j] = _mm512_setzero_ps();
       for (int b = 0; b < nkb; b++, rec += rb) {
         prefetch_record(rec, rb);
-        const uint8_t *x = xrow + b * xbytes(LK_Q8_0) + xqs_off(LK_Q8_0);
-        __m512i d = _mm512_setzero_si512();
-        for (int k = 0; k < 8; k++) d = _mm512_dpbusd_epi32(d, _mm512_load_si512((const __m512i *)rec + k), bcast4(x + 4 * k));
+        __m512i w[8];
+        for (int k = 0; k < 8; k++) w[k] = _mm512_load_si512((const __m512i *)rec + k);
         const __m512 dw = _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)(rec + 512)));
-        acc = block_step(LK_Q8_0, acc, d, dw, dw, dx + b, c + b);
+        for (int j = 0; j < nt; j++) {
+          const uint8_t *x = xq + j * xstride + (kb0 + b) * xbs + xoff;
+          __m512i d = _mm512_setzero_si512();
+          for (int k = 0; k < 8; k++) d = _mm512_dpbusd_epi32(d, w[k], bcast4(x + 4 * k));
+          acc[j] = block_step(LK_Q8_0, acc[j], d, dw, dw, dx[j] + b, c[j] + b);
+        }
       }
-      store16(t + r, acc, rank - r < 16 ? (int)(rank - r) : 16, kb0 == 0);
+      for (int j = 0; j < nt; j++) store16(t + j * ldt + r, acc[j], rank - r < 16 ? (int)(rank - r) : 16, kb0 == 0);
     }
   }
+}
+
+LK_AVX512 void lk_lora_shrink_q8_packed_avx512(float *t, int64_t ldt, const void *xq, int64_t xstride, int64_t ntok,
+                                               const void *apk, int64_t rank, int64_t cols) {
+  const uint8_t *x = xq;
+  int64_t i = 0;
+  for (; i + 4 <= ntok; i += 4) shrink_packed(4, t + i * ldt, ldt, x + i * xstride, xstride, apk, rank, cols);
+  for (; i < ntok; i++) shrink_packed(1, t + i * ldt, ldt, x + i * xstride, xstride, apk, rank, cols);
 }
 
 /// Each 16-row tile packed by pack_nat, its nibbles two to a byte again, its scales back to the

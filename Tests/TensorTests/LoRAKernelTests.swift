@@ -95,8 +95,9 @@ extension KernelISATests {
 }
 
 extension KernelISATests {
-  /// A prepacked (lk_lora_pack_a_q8) gives one row's shrink bit for bit as the Q8_0 rows do, on
-  /// every ISA: ranks with partial 16-row tiles, and more than 2048 columns (two column chunks).
+  /// A prepacked (lk_lora_pack_a_q8) gives the shrink bit for bit as the Q8_0 rows do, on every
+  /// ISA, for 1 to 9 rows (groups of 4 and single rows): ranks with partial 16-row tiles, and
+  /// more than 2048 columns (two column chunks). Unpacking gives the rows back exactly.
   @Test(arguments: [1, 8, 16, 20, 32], [64, 576, 2112])
   func loraPackedShrinkEqualsRowShrink(_ rank: Int, _ cols: Int) {
     let packedBytes = Int(lk_lora_a_q8_packed_bytes(Int64(rank), Int64(cols)))
@@ -109,18 +110,28 @@ extension KernelISATests {
     for k in 0..<rank {
       lk_quantize_row(Int32(LK_Q8_0), Array(af[k * cols..<(k + 1) * cols]), &a[k * rowBytes], Int64(cols))
     }
+    let ntok = 9, ldt = rank + 3
+    var xq = [UInt8](repeating: 0, count: ntok * rowBytes)
+    for i in 0..<ntok { lk_quantize_act(Int32(LK_Q8_0), r(cols), &xq[i * rowBytes], Int64(cols)) }
     var packed = [UInt8](repeating: 0, count: packedBytes + 64)
     packed.withUnsafeMutableBytes { buf in
       let p = UnsafeMutableRawPointer(bitPattern: (Int(bitPattern: buf.baseAddress!) + 63) & ~63)!
       lk_lora_pack_a_q8(a, Int64(rank), Int64(cols), p)
-      var xq = [UInt8](repeating: 0, count: rowBytes)
-      lk_quantize_act(Int32(LK_Q8_0), r(cols), &xq, Int64(cols))
-      var want = [Float](repeating: .nan, count: rank)
-      lk_lora_shrink_q8(&want, Int64(rank), xq, 0, 1, a, Int64(rank), Int64(cols))
-      forEachISA { isa in
-        var got = [Float](repeating: .nan, count: rank)
-        lk_lora_shrink_q8_packed(&got, xq, p, Int64(rank), Int64(cols))
-        #expect(got == want, "packed shrink isa \(isa), rank \(rank), cols \(cols)")
+      var back = [UInt8](repeating: 0, count: a.count)
+      lk_lora_unpack_a_q8(p, Int64(rank), Int64(cols), &back)
+      #expect(back == a, "unpacked rows differ, rank \(rank), cols \(cols)")
+      for n in [1, 4, 5, ntok] {
+        var want = [Float](repeating: .nan, count: n * ldt)
+        lk_lora_shrink_q8(&want, Int64(ldt), xq, Int64(rowBytes), Int64(n), a, Int64(rank), Int64(cols))
+        forEachISA { isa in
+          var got = [Float](repeating: .nan, count: n * ldt)
+          lk_lora_shrink_q8_packed(&got, Int64(ldt), xq, Int64(rowBytes), Int64(n), p, Int64(rank), Int64(cols))
+          for i in 0..<n {
+            #expect(
+              Array(got[i * ldt..<i * ldt + rank]) == Array(want[i * ldt..<i * ldt + rank]),
+              "packed shrink isa \(isa), rank \(rank), cols \(cols), \(n) rows: row \(i)")
+          }
+        }
       }
     }
   }

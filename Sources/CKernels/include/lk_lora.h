@@ -40,13 +40,17 @@ void lk_lora_pack_b_q8(const float *b, int64_t rows, int64_t rank, void *dst);
 void lk_lora_unpack_b_q8(const void *src, int64_t rows, int64_t rank, float *b);
 /// Bytes of A (rank rows of cols in Q8_0, cols a multiple of 32) prepacked for
 /// lk_lora_shrink_q8_packed: one 576-byte record per 16 rows and 32 columns. 0 where the ISA in
-/// force is below AVX-512: then there is no packed copy, and the shrink reads the rows.
+/// force is below AVX-512: then A stays in rows for lk_lora_shrink_q8.
 int64_t lk_lora_a_q8_packed_bytes(int64_t rank, int64_t cols);
-/// A's Q8_0 rows into out (lk_lora_a_q8_packed_bytes of it, 64-byte aligned); nothing if that is 0.
+/// A's Q8_0 rows into out (lk_lora_a_q8_packed_bytes of it, 64-byte aligned); nothing where the
+/// CPU lacks AVX-512.
 void lk_lora_pack_a_q8(const void *a, int64_t rank, int64_t cols, void *out);
-/// lk_lora_shrink_q8 of one row (t: rank floats) over A prepacked: the same results bit for bit,
-/// from one linear stream of A instead of rank interleaved rows.
-void lk_lora_shrink_q8_packed(float *t, const void *xq, const void *apk, int64_t rank, int64_t cols);
+/// A's Q8_0 rows back from the packed records (exactly the rows packed).
+void lk_lora_unpack_a_q8(const void *apk, int64_t rank, int64_t cols, void *a);
+/// lk_lora_shrink_q8 over A prepacked: the same results bit for bit, from one linear stream of A
+/// instead of rank interleaved rows.
+void lk_lora_shrink_q8_packed(float *t, int64_t ldt, const void *xq, int64_t xstride, int64_t ntok, const void *apk,
+                              int64_t rank, int64_t cols);
 #ifdef __cplusplus
 }
 #endif

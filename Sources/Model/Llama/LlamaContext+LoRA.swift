@@ -266,8 +266,9 @@ extension LlamaContext {
     _ task: LoRATask, _ xq: UnsafeRawPointer?, _ xqStride: Int, _ call: LoRACall
   ) {
     let f = task.factor
-    if task.count == 1, let packed = f.aPacked {
-      lk_lora_shrink_q8_packed(loraT! + task.t, xq!, packed, Int64(f.rank), Int64(f.cols))
+    if f.aPacked {
+      lk_lora_shrink_q8_packed(
+        loraT! + task.t, Int64(f.rank), xq!, Int64(xqStride), Int64(task.count), f.a, Int64(f.rank), Int64(f.cols))
     } else if f.type == .q8_0 {
       lk_lora_shrink_q8(
         loraT! + task.t, Int64(f.rank), xq!, Int64(xqStride), Int64(task.count), f.a, Int64(f.rank),

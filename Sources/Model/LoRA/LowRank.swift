@@ -12,15 +12,15 @@ public struct LowRankFactor: @unchecked Sendable {  // points into its source's 
   /// alpha / r (rsLoRA: alpha / √r); a request's own scale multiplies it.
   public let scale: Float
   public let type: GGMLType
-  public let a: UnsafeRawPointer  // (rank, cols)
+  public let a: UnsafeRawPointer  // (rank, cols); Q8_0 rows, or records when aPacked
   public let bt: UnsafeRawPointer  // F16 / F32: Bᵀ, (rank, rows); Q8_0: B by rows (see lk_lora_expand_q8)
-  /// Q8_0 only, where the CPU has AVX-512: A also prepacked (lk_lora_pack_a_q8), which one
-  /// decoding row's shrink reads as one linear stream.
-  public let aPacked: UnsafeRawPointer?
+  /// Q8_0 only, where the CPU has AVX-512: A is held prepacked (lk_lora_pack_a_q8), which a
+  /// decoding row's shrink reads as one linear stream (lk_lora_shrink_q8_packed).
+  public let aPacked: Bool
 
   public init(
     rank: Int, rows: Int, cols: Int, scale: Float, type: GGMLType, a: UnsafeRawPointer, bt: UnsafeRawPointer,
-    aPacked: UnsafeRawPointer? = nil
+    aPacked: Bool = false
   ) {
     precondition(type == .f16 || type == .f32 || type == .q8_0, "LoRA factors are F16, F32 or Q8_0")
     precondition(type != .q8_0 || (rows % 32 == 0 && cols % 32 == 0), "Q8_0 factors need multiples of 32")
@@ -31,7 +31,8 @@ public struct LowRankFactor: @unchecked Sendable {  // points into its source's 
     self.type = type
     self.a = a
     self.bt = bt
-    self.aPacked = type == .q8_0 ? aPacked : nil
+    precondition(!aPacked || type == .q8_0, "only Q8_0 factors are prepacked")
+    self.aPacked = aPacked
   }
 }
 

@@ -93,7 +93,9 @@ public final class ResidentAdapter: LowRankSource, @unchecked Sendable {  // imm
         let rows = UnsafeMutableRawPointer.allocate(byteCount: p.rank * rb, alignment: 64)
         defer { rows.deallocate() }
         p.a.withUnsafeBufferPointer { a in
-          for r in 0..<p.rank { RowConversion.fromFloatForServing(.q8_0, a.baseAddress! + r * p.cols, rows + r * rb, p.cols) }
+          for r in 0..<p.rank {
+            RowConversion.fromFloatForServing(.q8_0, a.baseAddress! + r * p.cols, rows + r * rb, p.cols)
+          }
         }
         lk_lora_pack_a_q8(rows, Int64(p.rank), Int64(p.cols), storage + o.a)
       } else {

@@ -124,6 +124,55 @@ extension LlamaContext {
     }
   }
 
+  /// True when no two rows of the batch share a cache (decoding: one row per sequence), so each
+  /// row's attention needs only its own key and value of this step: `attendAlone` may then run
+  /// right after the row's own rope and store, in one pool job with no step in between.
+  func everyRowAlone(_ batch: Batch, _ n: Int) -> Bool {
+    if n > Self.aloneMaxRows { return false }
+    for i in 0..<n {
+      for j in 0..<i where batch.caches[j] === batch.caches[i] { return false }
+    }
+    return true
+  }
+
+  /// Rows up to which a step is checked for `everyRowAlone` (a decode step has one per sequence).
+  static let aloneMaxRows = 64
+
+  /// att[row] for a row whose sequence has no other row in the step, its key and value already
+  /// stored: the same kernel and order as `attention`'s per-row tasks, with the row's own scores
+  /// scratch (ensureRowScores), so rows may run on any thread.
+  func attendAlone(layer l: Int, row: Int, position: Int, cache: KVCache) {
+    let c = config
+    let hd = c.headDim, group = c.heads / c.kvHeads, qDim = c.qDim, kvDim = c.kvDim
+    let scale = 1 / Float(hd).squareRoot()
+    let len = Int64(position + 1)
+    let sc = rowScores! + row * maxContext
+    for g in 0..<c.kvHeads {
+      let kvOff = g * hd
+      for h in g * group..<(g + 1) * group {
+        let out = att + row * qDim + h * hd, qh = q + row * qDim + h * hd
+        if cache.type == .f32 {
+          lk_attention_head(
+            out, qh, cache.key(l, 0).assumingMemoryBound(to: Float.self) + kvOff,
+            cache.value(l, 0).assumingMemoryBound(to: Float.self) + kvOff, Int64(kvDim), len, Int64(hd), scale, sc)
+        } else {
+          lk_attention_head_f16(
+            out, qh, cache.key(l, 0).assumingMemoryBound(to: UInt16.self) + kvOff,
+            cache.value(l, 0).assumingMemoryBound(to: UInt16.self) + kvOff, Int64(kvDim), len, Int64(hd), scale, sc)
+        }
+      }
+    }
+  }
+
+  /// Grows the per-row scores scratch of `attendAlone` to n rows (only ever grows).
+  func ensureRowScores(_ n: Int) {
+    if n * maxContext > rowScoresCount {
+      rowScores?.deallocate()
+      rowScoresCount = n * maxContext
+      rowScores = .allocate(capacity: rowScoresCount)
+    }
+  }
+
   /// Groups the batch's rows into runs of one cache at consecutive positions.
   func collectAttentionRuns(_ batch: Batch, _ n: Int) {
     attnRuns.removeAll(keepingCapacity: true)

@@ -52,6 +52,8 @@ public final class LlamaContext: @unchecked Sendable {  // owned by one compute 
   var loraDelta: UnsafeMutablePointer<Float>? = nil  // the call's sums Δ, per output (rows, ldy)
   var loraDeltaCount = 0
   var loraPending: LoRACall? = nil  // finished, its Δ not yet added (applyLoRA)
+  var rowScores: UnsafeMutablePointer<Float>? = nil  // (rows, maxContext): attendAlone's scores
+  var rowScoresCount = 0
   /// Logits of the rows that asked for them, in batch order: (maxLogitRows, vocab).
   public let logits: UnsafeMutablePointer<Float>
 
@@ -110,6 +112,7 @@ public final class LlamaContext: @unchecked Sendable {  // owned by one compute 
     loraT?.deallocate()
     loraXq?.deallocate()
     loraDelta?.deallocate()
+    rowScores?.deallocate()
   }
 
   /// A KV cache sized for this model.
@@ -156,6 +159,8 @@ public final class LlamaContext: @unchecked Sendable {  // owned by one compute 
     // 2. The transformer blocks; rows with adapters get their low-rank sums added by the step
     //    that next reads each product's rows (applyLoRA), in its pool job.
     collectLoRARuns(batch, n)
+    let decodeRows = everyRowAlone(batch, n)
+    if decodeRows { ensureRowScores(n) }
     for (l, layer) in w.layers.enumerated() {
       // Attention: x += Wo · attention(rope(Wq·norm(x)), rope(Wk·norm(x)), Wv·norm(x))
       let xb = self.xb, x = self.x, xb2 = self.xb2, eps = c.normEps
@@ -172,10 +177,28 @@ public final class LlamaContext: @unchecked Sendable {  // owned by one compute 
       linear.linear(
         (q, layer.wq), (k, layer.wk), (v, layer.wv), ldy: (c.qDim, c.kvDim, c.kvDim), a, side: side, loraGroup)
       finishLoRA()
-      ropeAndStore(layer: l, batch: batch, n: n, biases: (layer.bq, layer.bk, layer.bv))
-      loraPending = nil
-      attention(layer: l, batch: batch, n: n)
-      let ao = linear.activations(att, ldx: c.qDim, n: n, for: layer.wo)
+      let biases = (layer.bq, layer.bk, layer.bv)
+      let ao: Activations
+      if decodeRows {  // each row its sequence's only one: rope, store, attention and quantization by row
+        ao = batch.positions.withUnsafeBufferPointer { pos in
+          batch.caches.withUnsafeBufferPointer { caches in
+            linear.activations(att, ldx: c.qDim, n: n, for: layer.wo) { i in
+              self.ropeAndStore(layer: l, row: i, position: pos[i], cache: caches[i], biases: biases)
+              self.attendAlone(layer: l, row: i, position: pos[i], cache: caches[i])
+            }
+          }
+        }
+        loraPending = nil
+      } else {
+        batch.positions.withUnsafeBufferPointer { pos in
+          batch.caches.withUnsafeBufferPointer { caches in
+            each(n) { i in self.ropeAndStore(layer: l, row: i, position: pos[i], cache: caches[i], biases: biases) }
+          }
+        }
+        loraPending = nil
+        attention(layer: l, batch: batch, n: n)
+        ao = linear.activations(att, ldx: c.qDim, n: n, for: layer.wo)
+      }
       side = planLoRA(layer: l, x: att, ldx: c.qDim, sharing: ao, (.o, xb2, dim))
       linear.linear(xb2, ldy: dim, layer.wo, ao, side: side, loraGroup)
       finishLoRA()
@@ -234,18 +257,19 @@ public final class LlamaContext: @unchecked Sendable {  // owned by one compute 
     }
   }
 
-  /// Adds to q, k and v of every row their low-rank sums (applyLoRA), then their biases; rotates
-  /// q and k by the row's position, then appends k and v to the row's cache.
+  /// Adds to q, k and v of row i its low-rank sums (applyLoRA), then their biases; rotates q and k
+  /// by the row's position, then appends k and v to the row's cache.
   func ropeAndStore(
-    layer l: Int, batch: Batch, n: Int, biases: (UnsafePointer<Float>?, UnsafePointer<Float>?, UnsafePointer<Float>?)
+    layer l: Int, row i: Int, position: Int, cache: KVCache,
+    biases: (UnsafePointer<Float>?, UnsafePointer<Float>?, UnsafePointer<Float>?)
   ) {
     let c = config
     let half = c.ropeDim / 2
     let hd = c.headDim
     let neox = c.ropeStyle == .neox
-    let q = self.q, k = self.k, v = self.v, rc = ropeCos, rs = ropeSin
-    func rotate(_ base: UnsafeMutablePointer<Float>, _ heads: Int, _ row: Int) {
-      let cs = rc + row * half, sn = rs + row * half
+    let q = self.q + i * c.qDim, k = self.k + i * c.kvDim, v = self.v + i * c.kvDim
+    let cs = ropeCos + i * half, sn = ropeSin + i * half
+    func rotate(_ base: UnsafeMutablePointer<Float>, _ heads: Int) {
       for h in 0..<heads {
         let p = base + h * hd
         if neox {
@@ -263,18 +287,12 @@ public final class LlamaContext: @unchecked Sendable {  // owned by one compute 
         }
       }
     }
-    batch.positions.withUnsafeBufferPointer { pos in
-      batch.caches.withUnsafeBufferPointer { caches in
-        each(n) { i in
-          self.applyLoRA(row: i)
-          if let b = biases.0 { lk_axpy_f32(q + i * c.qDim, 1, b, Int64(c.qDim)) }
-          if let b = biases.1 { lk_axpy_f32(k + i * c.kvDim, 1, b, Int64(c.kvDim)) }
-          if let b = biases.2 { lk_axpy_f32(v + i * c.kvDim, 1, b, Int64(c.kvDim)) }
-          rotate(q + i * c.qDim, c.heads, i)
-          rotate(k + i * c.kvDim, c.kvHeads, i)
-          caches[i].store(l, pos[i], key: k + i * c.kvDim, value: v + i * c.kvDim)
-        }
-      }
-    }
+    applyLoRA(row: i)
+    if let b = biases.0 { lk_axpy_f32(q, 1, b, Int64(c.qDim)) }
+    if let b = biases.1 { lk_axpy_f32(k, 1, b, Int64(c.kvDim)) }
+    if let b = biases.2 { lk_axpy_f32(v, 1, b, Int64(c.kvDim)) }
+    rotate(q, c.heads)
+    rotate(k, c.kvHeads)
+    cache.store(l, position, key: k, value: v)
   }
 }

@@ -381,7 +381,8 @@ int64_t lk_lora_a_q8_packed_bytes(int64_t rank, int64_t cols) {
 void lk_lora_pack_a_q8(const void *a, int64_t rank, int64_t cols, void *out) {
 #if LK_X86
   // The CPU's own level, not the thread's: the size was asked for on another thread.
-  if (lk_cpu_isa() >= LK_ISA_AVX512 && rank > 0 && cols > 0 && cols % QK == 0) lk_amx_prepack(LK_Q8_0, a, rank, cols, out);
+  if (lk_cpu_isa() >= LK_ISA_AVX512 && rank > 0 && cols > 0 && cols % QK == 0)
+    lk_amx_prepack(LK_Q8_0, a, rank, cols, out);
 #else
   (void)a, (void)rank, (void)cols, (void)out;
 #endif

@@ -29,7 +29,7 @@ struct LoRACall {
   var xqStride: Int
   var anyQ8: Bool
   var byGroup: Bool  // groups whole on one thread, as side chunks of the base product
-  var delta: UnsafeMutablePointer<Float>  // output s's rows at delta + deltaOffset(s), its ldy apart
+  var delta: UnsafeMutablePointer<Float>  // the sums Δ of every output: see deltaRows
   /// The base product's activations of the same x, when quantized alike (Q8_0 or Q8_1):
   /// the Q8_0 rows the factors multiply are then read (Q8_0) or rearranged (Q8_1) from them
   /// instead of quantizing x again.

@@ -257,9 +257,11 @@ LK_AMX LK_INLINE void amx_tile(int wtype, int t0, const __m512i *pk, const float
 /// registers, where a loop to nt kept acc in memory and took ~1.8x as long (the float steps
 /// alone 43 against 23 ns per tile and block, 1536x576 Q4_1 in L2; the 16-sequence bench
 /// 1.055x in 4 alternating pairs, 2026-12-06).
-LK_AMX LK_INLINE void amx_fused(int wtype, int nt, const uint8_t *const w[16], const uint8_t *rec, int nkb,
-                                const uint8_t *x0, int64_t xstride, const float *dx, const xcorr *c, int ldc, float *Y,
-                                int64_t ldy, int nr, int first, const uint8_t *pf, const uint8_t *pfend) {
+/// lanes (8 or 16, a constant at each instantiation): the token lanes stepped, at least nt; a
+/// chunk of at most 8 tokens (a step of a few sequences) steps 8 and does half the float work.
+LK_AMX LK_INLINE void amx_fused(int wtype, int lanes, int nt, const uint8_t *const w[16], const uint8_t *rec,
+                                int nkb, const uint8_t *x0, int64_t xstride, const float *dx, const xcorr *c, int ldc,
+                                float *Y, int64_t ldy, int nr, int first, const uint8_t *pf, const uint8_t *pfend) {
   const int xbs = xbytes(wtype);
   _Alignas(64) int32_t cb[2][AMX_RUN][16 * 16];
   _Alignas(64) __m512i pk[2][AMX_RUN * 8];
@@ -295,7 +297,7 @@ LK_AMX LK_INLINE void amx_fused(int wtype, int nt, const uint8_t *const w[16], c
         amx_run(pk[h ^ 1], x0, xstride, xbs, b1, n1, cb[h ^ 1]);
       }
     }
-    amx_floats(wtype, 16, cb[h], dws[h], cws[h], dx, c, ldc, b0, n, acc);
+    amx_floats(wtype, lanes, cb[h], dws[h], cws[h], dx, c, ldc, b0, n, acc);
     n = n1;
   }
   for (int t = 0; t < nt; t++) store16(Y + t * ldy, acc[t], nr, first);
@@ -314,7 +316,10 @@ LK_AMX LK_INLINE void amx_fused(int wtype, int nt, const uint8_t *const w[16], c
       const float *dx, const xcorr *c, int ldc, float *Y, int64_t ldy, int nt, int nr, int first,                 \
       const uint8_t *pf, const uint8_t *pfend) {                                                                  \
     amx_config(nt);                                                                                               \
-    amx_fused(LK_##T, nt, w, rec, nkb, x0, xstride, dx, c, ldc, Y, ldy, nr, first, pf, pfend);                   \
+    if (nt <= 8)                                                                                                  \
+      amx_fused(LK_##T, 8, nt, w, rec, nkb, x0, xstride, dx, c, ldc, Y, ldy, nr, first, pf, pfend);              \
+    else                                                                                                          \
+      amx_fused(LK_##T, 16, nt, w, rec, nkb, x0, xstride, dx, c, ldc, Y, ldy, nr, first, pf, pfend);             \
   }
 AMX_INST(Q4_0)
 AMX_INST(Q4_1)

@@ -185,9 +185,11 @@ LK_AMX LK_INLINE void amx_config(int nt) {
 
 enum { AMX_RUN = 4 };  // blocks per run (one product per C tile); pack_run packs at most 4
 // Fewer tokens than this take the VNNI kernels: a tile multiply costs the same for 1 token as
-// for 16, and below 6 the VNNI products were cheaper (bench/kernels.c-style runs, 2026-12-05:
-// 5 tokens 7.8 ms both, 6 tokens 7.6-7.9 AMX vs 9.0-9.4 VNNI for the model's matrices).
-enum { AMX_MIN_TOKENS = 6 };
+// for 16. With 16 token lanes of float steps, below 6 the VNNI products were cheaper
+// (bench/kernels.c-style runs, 2026-12-05: 5 tokens 7.8 ms both, 6 tokens 7.6-7.9 AMX vs 9.0-9.4
+// VNNI); with 8 lanes for at most 8 tokens, from 4 (lorad bench decode, 2026-12-06: 5 sequences
+// 853-855 -> 925-958 t/s, 4 sequences 762-766 -> 769-786; 3 sequences no better).
+enum { AMX_MIN_TOKENS = 4 };
 
 /// The tile products of blocks [b0, b0 + n) (n <= AMX_RUN), the block's packed vectors at
 /// pk + 8 (b - b0), into out[b - b0]; four C tiles in turn, so that consecutive products do not

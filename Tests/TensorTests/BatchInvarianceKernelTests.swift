@@ -20,7 +20,7 @@ extension KernelISATests {
   /// Token counts of a batch: 1, the VNNI token-group tails (2, 3, 5), the smallest and a partial
   /// AMX tile (6, 11), a whole 16-token step, and past 16: a 5-token tail (21) and last groups
   /// that overlap the one before (24, 31).
-  static let batchSizes = [1, 2, 3, 5, 6, 8, 9, 11, 16, 21, 24, 31]
+  static let batchSizes = [1, 2, 3, 4, 5, 6, 8, 9, 11, 16, 21, 24, 31]
   /// Row ranges: whole, split at a non-tile boundary, inside, tile-aligned, a single last row, and
   /// ranges long enough for the AVX-512 matvec's switch from 4-row to 16-row tiles after 64 rows
   /// (with a partial last tile).
@@ -144,7 +144,7 @@ extension KernelISATests {
     p.w.withUnsafeBytes { lk_amx_prepack_rows(type.code, $0.baseAddress!, Int64(p.rows), Int64(p.cols), pre) }
     forEachISA { isa in
       let alone = (0..<p.ntok).map { Self.matvec(p, token: $0) }
-      for n in [6, 8, 9, 11, 16, 21, 40] {  // AMX: 8 token lanes up to 8 tokens, 16 above
+      for n in [4, 6, 8, 9, 11, 16, 21, 40] {  // AMX: 8 token lanes up to 8 tokens, 16 above
         for rows in [0..<160, 16..<48, 5..<150] {
           var Y = [Float](repeating: .nan, count: n * p.rows)
           p.w.withUnsafeBytes { w in

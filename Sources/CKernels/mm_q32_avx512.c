@@ -214,26 +214,33 @@ LK_AMX LK_INLINE void amx_run(const __m512i *pk, const uint8_t *x0, int64_t xstr
   amx_run_s(pk, 8, x0, xstride, xbs, b0, n, out);
 }
 
-/// The float steps of blocks [b0, b0 + n) for tokens [0, nt): their int32 dots in in[b - b0],
+/// The float steps of blocks [b0, b0 + n) for tokens [lo, nt): their int32 dots in in[b - b0],
 /// the weight coefficients at dws / cws + 16 (b - b0).
-LK_AMX LK_INLINE void amx_floats(int wtype, int nt, int32_t (*in)[16 * 16], const float *dws, const float *cws,
-                                 const float *dx, const xcorr *c, int ldc, int b0, int n, __m512 acc[16]) {
+LK_AMX LK_INLINE void amx_floats_from(int wtype, int lo, int nt, int32_t (*in)[16 * 16], const float *dws,
+                                      const float *cws, const float *dx, const xcorr *c, int ldc, int b0, int n,
+                                      __m512 acc[16]) {
   for (int j = 0; j < n; j++) {
     const int b = b0 + j;
     const __m512 dw = _mm512_load_ps(dws + 16 * j), cw = wtype == LK_Q4_1 ? _mm512_load_ps(cws + 16 * j) : dw;
-    for (int t = 0; t < 16; t++)  // unrolled with acc in registers; tokens past nt skipped
-      if (t < nt)
+    for (int t = 0; t < 16; t++)  // unrolled with acc in registers; tokens outside [lo, nt) skipped
+      if (t >= lo && t < nt)
         acc[t] = block_step(wtype, acc[t], _mm512_load_si512(in[j] + 16 * t), dw, cw, dx + t * ldc + b, c + t * ldc + b);
   }
 }
 
+LK_AMX LK_INLINE void amx_floats(int wtype, int nt, int32_t (*in)[16 * 16], const float *dws, const float *cws,
+                                 const float *dx, const xcorr *c, int ldc, int b0, int n, __m512 acc[16]) {
+  amx_floats_from(wtype, 0, nt, in, dws, cws, dx, c, ldc, b0, n, acc);
+}
+
 /// The packed tile (natural order) · 16 tokens whose activation bytes start at x0 (the first
 /// block's qs), xstride apart; the results of tokens [t0, 16) stored (a chunk's last group
-/// overlaps the one before it rather than change the tile shape). Software-pipelined by runs
+/// overlaps the one before it rather than change the tile shape). lo (0 or 8, a constant at each
+/// instantiation, at most t0): the first token lane whose float steps run. Software-pipelined by runs
 /// of AMX_RUN blocks: the tile products of run r + 1 are issued into one half of cb before the
 /// float steps of run r read the other half, so the tile unit and the vector units work at the
 /// same time.
-LK_AMX LK_INLINE void amx_tile(int wtype, int t0, const __m512i *pk, const float *dws, const float *cws,
+LK_AMX LK_INLINE void amx_tile(int wtype, int lo, int t0, const __m512i *pk, const float *dws, const float *cws,
                                const uint8_t *x0, int64_t xstride, const float *dx, const xcorr *c, int ldc,
                                int nkb, float *Y, int64_t ldy, int nr, int first) {
   const int xbs = xbytes(wtype);
@@ -244,8 +251,8 @@ LK_AMX LK_INLINE void amx_tile(int wtype, int t0, const __m512i *pk, const float
   for (int b0 = 0, h = 0; b0 < nkb; b0 += AMX_RUN, h ^= 1) {
     const int b1 = b0 + AMX_RUN;
     if (b1 < nkb) amx_run(pk + 8 * b1, x0, xstride, xbs, b1, nkb - b1 < AMX_RUN ? nkb - b1 : AMX_RUN, cb[h ^ 1]);
-    amx_floats(wtype, 16, cb[h], dws + 16 * b0, cws + 16 * b0, dx, c, ldc, b0,
-               nkb - b0 < AMX_RUN ? nkb - b0 : AMX_RUN, acc);
+    amx_floats_from(wtype, lo, 16, cb[h], dws + 16 * b0, cws + 16 * b0, dx, c, ldc, b0,
+                    nkb - b0 < AMX_RUN ? nkb - b0 : AMX_RUN, acc);
   }
   for (int t = t0; t < 16; t++) store16(Y + t * ldy, acc[t], nr, first);
 }
@@ -311,7 +318,10 @@ LK_AMX LK_INLINE void amx_fused(int wtype, int lanes, int nt, const uint8_t *con
                                                        const xcorr *c, int ldc, int nkb, float *Y, int64_t ldy,   \
                                                        int t0, int nr, int first) {                               \
     amx_config(16);                                                                                               \
-    amx_tile(LK_##T, t0, pk, dws, cws, x0, xstride, dx, c, ldc, nkb, Y, ldy, nr, first);                         \
+    if (t0 >= 8) /* a last group of at most 8 new tokens: their 8 lanes of float steps */                       \
+      amx_tile(LK_##T, 8, t0, pk, dws, cws, x0, xstride, dx, c, ldc, nkb, Y, ldy, nr, first);                    \
+    else                                                                                                          \
+      amx_tile(LK_##T, 0, t0, pk, dws, cws, x0, xstride, dx, c, ldc, nkb, Y, ldy, nr, first);                    \
   }                                                                                                               \
   static LK_AMX __attribute__((noinline)) void amx_fused_##T(                                                     \
       const uint8_t *const w[16], const uint8_t *rec, int nkb, const uint8_t *x0, int64_t xstride,                \

@@ -162,6 +162,9 @@ LK_AVX2 static void expand_avx2(float *y, int64_t ldy, const float *t, int64_t l
 // Every ISA computes the same: the exact integer dot, then y = fma(float(dot), e_c · (s · dt), y).
 
 LK_INLINE int64_t q8r_rank4(int64_t rank) { return (rank + 3) & ~(int64_t)3; }
+/// Byte of element k of lane j (0..15) in 64-byte vectors holding 4 consecutive elements per lane:
+/// the VNNI layout of both the B groups here and the A records below.
+LK_INLINE int64_t vnni_at(int64_t k, int j) { return 64 * (k / 4) + 4 * j + k % 4; }
 LK_INLINE int64_t q8r_group_bytes(int64_t rank) { return 16 * q8r_rank4(rank) + 32; }
 
 int64_t lk_lora_b_q8_bytes(int64_t rows, int64_t rank) { return rows / 16 * q8r_group_bytes(rank); }
@@ -184,7 +187,7 @@ void lk_lora_pack_b_q8(const float *b, int64_t rows, int64_t rank, void *dst) {
     const int j = (int)(r % 16);
     const float d = q8r_quantize(b + r * rank, rank, q);
     for (int64_t k = rank; k < r4; k++) q[k] = 0;
-    for (int64_t k = 0; k < r4; k++) g[64 * (k / 4) + 4 * j + k % 4] = (uint8_t)(q[k] + 128);
+    for (int64_t k = 0; k < r4; k++) g[vnni_at(k, j)] = (uint8_t)(q[k] + 128);
     const uint16_t h = lk_f2h(d);
     memcpy(g + 16 * r4 + 2 * j, &h, 2);
   }
@@ -198,7 +201,7 @@ void lk_lora_unpack_b_q8(const void *src, int64_t rows, int64_t rank, float *b) 
     uint16_t h;
     memcpy(&h, g + 16 * r4 + 2 * j, 2);
     const float e = lk_h2f(h);
-    for (int64_t k = 0; k < rank; k++) b[r * rank + k] = e * (float)((int)g[64 * (k / 4) + 4 * j + k % 4] - 128);
+    for (int64_t k = 0; k < rank; k++) b[r * rank + k] = e * (float)((int)g[vnni_at(k, j)] - 128);
   }
 }
 
@@ -256,7 +259,7 @@ static void expand_q8_scalar(float *y, const q8r_t *p, const uint8_t *B, int64_t
     const uint8_t *g = B + (c / 16) * gb;
     const int j = (int)(c % 16);
     int32_t dot = 0;
-    for (int64_t k = 0; k < r4; k++) dot += (int32_t)g[64 * (k / 4) + 4 * j + k % 4] * p->q[k];
+    for (int64_t k = 0; k < r4; k++) dot += (int32_t)g[vnni_at(k, j)] * p->q[k];
     dot -= 128 * p->sum;
     uint16_t h;
     memcpy(&h, g + 16 * r4 + 2 * j, 2);
@@ -403,7 +406,7 @@ void lk_lora_unpack_a_q8(const void *apk, int64_t rank, int64_t cols, void *a) {
       const uint8_t *rec = q8r_record(apk, nb, k, b, &lane);
       block_q8_0 *blk = (block_q8_0 *)a + k * nb + b;
       memcpy(&blk->d, rec + 512 + 2 * lane, 2);
-      for (int e = 0; e < QK; e++) blk->qs[e] = (int8_t)((int)rec[64 * (e / 4) + 4 * lane + e % 4] - 128);
+      for (int e = 0; e < QK; e++) blk->qs[e] = (int8_t)((int)rec[vnni_at(e, lane)] - 128);
     }
 }
 
@@ -420,7 +423,7 @@ static void shrink_q8_packed_scalar(float *t, const void *xq, const void *apk, i
         int lane;
         const uint8_t *rec = q8r_record(apk, nb, k, b, &lane);
         int32_t dot = 0;
-        for (int e = 0; e < QK; e++) dot += ((int32_t)rec[64 * (e / 4) + 4 * lane + e % 4] - 128) * x->qs[e];
+        for (int e = 0; e < QK; e++) dot += ((int32_t)rec[vnni_at(e, lane)] - 128) * x->qs[e];
         uint16_t h;
         memcpy(&h, rec + 512 + 2 * lane, 2);
         acc = fmaf((float)dot * lk_h2f(h), lk_h2f(x->d), acc);

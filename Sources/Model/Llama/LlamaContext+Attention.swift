@@ -140,7 +140,7 @@ extension LlamaContext {
 
   /// att[row] for a row whose sequence has no other row in the step, its key and value already
   /// stored: the same kernel and order as `attention`'s per-row tasks, with the row's own scores
-  /// scratch (ensureRowScores), so rows may run on any thread.
+  /// scratch (rowScores, grown by forward), so rows may run on any thread.
   func attendAlone(layer l: Int, row: Int, position: Int, cache: KVCache) {
     let c = config
     let hd = c.headDim, group = c.heads / c.kvHeads, qDim = c.qDim, kvDim = c.kvDim
@@ -161,15 +161,6 @@ extension LlamaContext {
             cache.value(l, 0).assumingMemoryBound(to: UInt16.self) + kvOff, Int64(kvDim), len, Int64(hd), scale, sc)
         }
       }
-    }
-  }
-
-  /// Grows the per-row scores scratch of `attendAlone` to n rows (only ever grows).
-  func ensureRowScores(_ n: Int) {
-    if n * maxContext > rowScoresCount {
-      rowScores?.deallocate()
-      rowScoresCount = n * maxContext
-      rowScores = .allocate(capacity: rowScoresCount)
     }
   }
 

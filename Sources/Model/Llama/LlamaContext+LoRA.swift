@@ -127,8 +127,8 @@ extension LlamaContext {
       if groupByRun, loraTasks.count > runFirst { loraGroups.append(runFirst) }
     }
     if loraTasks.isEmpty { return 0 }
-    ensureLoRAScratch(t: tTotal)
-    ensureLoRADelta(floats: loraRows * (o0.2 + (o1?.2 ?? 0) + (o2?.2 ?? 0)))
+    Self.grow(&loraT, &loraTCount, to: tTotal)
+    Self.grow(&loraDelta, &loraDeltaCount, to: loraRows * (o0.2 + (o1?.2 ?? 0) + (o2?.2 ?? 0)))
     let cols = loraTasks[0].factor.cols  // every factor of the call reads the same x
     let xqStride = GGMLType.q8_0.rowBytes(cols) ?? 0
     let anyQ8 = loraTasks.contains { $0.factor.type == .q8_0 }
@@ -312,21 +312,12 @@ extension LlamaContext {
     }
   }
 
-  /// Grows the scratch of the low-rank sums (only ever grows).
-  func ensureLoRADelta(floats: Int) {
-    if floats > loraDeltaCount {
-      loraDelta?.deallocate()
-      loraDeltaCount = max(floats, loraDeltaCount * 2)
-      loraDelta = .allocate(capacity: loraDeltaCount)
-    }
-  }
-
-  /// Grows the LoRA scratch (only ever grows; steady state allocates nothing).
-  func ensureLoRAScratch(t: Int) {
-    if t > loraTCount {
-      loraT?.deallocate()
-      loraTCount = max(t, loraTCount * 2)
-      loraT = .allocate(capacity: loraTCount)
+  /// Grows a float scratch to at least n (only ever grows, doubling: steady state allocates nothing).
+  static func grow(_ p: inout UnsafeMutablePointer<Float>?, _ count: inout Int, to n: Int) {
+    if n > count {
+      p?.deallocate()
+      count = max(n, count * 2)
+      p = .allocate(capacity: count)
     }
   }
 }

@@ -160,7 +160,7 @@ public final class LlamaContext: @unchecked Sendable {  // owned by one compute 
     //    that next reads each product's rows (applyLoRA), in its pool job.
     collectLoRARuns(batch, n)
     let decodeRows = everyRowAlone(batch, n)
-    if decodeRows { ensureRowScores(n) }
+    if decodeRows { Self.grow(&rowScores, &rowScoresCount, to: n * maxContext) }
     for (l, layer) in w.layers.enumerated() {
       // Attention: x += Wo · attention(rope(Wq·norm(x)), rope(Wk·norm(x)), Wv·norm(x))
       let xb = self.xb, x = self.x, xb2 = self.xb2, eps = c.normEps

@@ -183,173 +183,130 @@ LK_AMX LK_INLINE void amx_config(int nt) {
   amx_rows = nt;
 }
 
-enum { AMX_RUN = 4 };  // blocks per run (one product per C tile); pack_run packs at most 4
 // Fewer tokens than this take the VNNI kernels: a tile multiply costs the same for 1 token as
 // for 16. With 16 token lanes of float steps, below 6 the VNNI products were cheaper
 // (bench/kernels.c-style runs, 2026-12-05: 5 tokens 7.8 ms both, 6 tokens 7.6-7.9 AMX vs 9.0-9.4
 // VNNI); with 8 lanes for at most 8 tokens, from 4 (lorad bench decode, 2026-12-06: 5 sequences
 // 853-855 -> 925-958 t/s, 4 sequences 762-766 -> 769-786; 3 sequences no better).
 enum { AMX_MIN_TOKENS = 4 };
+// Chunks of up to this many tokens run each group of 16 through amx_tile packing as it goes, again
+// for each; larger ones pack each tile once for all their groups. (One thread, a model's Q4_1
+// layers and Q8_0 head from L2, 2026-12-06: 20 / 24 / 32 / 64 tokens 13.4 / 13.8 / 15.2 / 32.5 ms
+// against 16.0 / 16.4 / 17.9 / 34.2 packing once; 256 tokens 154 against 147.)
+enum { AMX_FUSED_MAX = 64 };
 
-/// The tile products of blocks [b0, b0 + n) (n <= AMX_RUN), the block's packed vectors at
-/// pk + 8 (b - b0), into out[b - b0]; four C tiles in turn, so that consecutive products do not
-/// wait on each other.
-/// pk's blocks are bstride vectors apart (8 when packed here; a Q8_0 record's 9 when read in place).
-LK_AMX LK_INLINE void amx_run_s(const __m512i *pk, int bstride, const uint8_t *x0, int64_t xstride, int xbs, int b0,
-                                int n, int32_t (*out)[16 * 16]) {
-#define AMX_STEP(C, A, B, j)                                 \
-  if ((j) < n) {                                             \
-    _tile_zero(C);                                           \
-    _tile_loadd(A, x0 + (int64_t)(b0 + (j)) * xbs, xstride); \
-    _tile_loadd(B, pk + bstride * (j), 64);                  \
-    _tile_dpbsud(C, A, B);                                   \
-    _tile_stored(C, out[j], 64);                             \
-  }
-  AMX_STEP(0, 4, 6, 0) AMX_STEP(1, 5, 7, 1) AMX_STEP(2, 4, 6, 2) AMX_STEP(3, 5, 7, 3)
-#undef AMX_STEP
+/// The float steps of block b for token lanes [lo, hi): its int32 dots in in (token t's at
+/// in + 16 t), the weight coefficients in dw / cw, token t's activation coefficients at
+/// dx / c + ldc t + b.
+LK_AMX LK_INLINE void amx_floats(int wtype, int lo, int hi, const int32_t *in, __m512 dw, __m512 cw,
+                                 const float *dx, const xcorr *c, int ldc, int b, __m512 acc[16]) {
+#pragma clang loop unroll(full)
+  for (int t = 0; t < 16; t++)  // unrolled with acc in registers; lanes outside [lo, hi) skipped
+    if (t >= lo && t < hi)
+      acc[t] = block_step(wtype, acc[t], _mm512_load_si512(in + 16 * t), dw, cw, dx + t * ldc + b, c + t * ldc + b);
 }
 
-LK_AMX LK_INLINE void amx_run(const __m512i *pk, const uint8_t *x0, int64_t xstride, int xbs, int b0, int n,
-                              int32_t (*out)[16 * 16]) {
-  amx_run_s(pk, 8, x0, xstride, xbs, b0, n, out);
-}
-
-/// The float steps of blocks [b0, b0 + n) for tokens [lo, nt): their int32 dots in in[b - b0],
-/// the weight coefficients at dws / cws + 16 (b - b0).
-LK_AMX LK_INLINE void amx_floats_from(int wtype, int lo, int nt, int32_t (*in)[16 * 16], const float *dws,
-                                      const float *cws, const float *dx, const xcorr *c, int ldc, int b0, int n,
-                                      __m512 acc[16]) {
-  for (int j = 0; j < n; j++) {
-    const int b = b0 + j;
-    const __m512 dw = _mm512_load_ps(dws + 16 * j), cw = wtype == LK_Q4_1 ? _mm512_load_ps(cws + 16 * j) : dw;
-    for (int t = 0; t < 16; t++)  // unrolled with acc in registers; tokens outside [lo, nt) skipped
-      if (t >= lo && t < nt)
-        acc[t] = block_step(wtype, acc[t], _mm512_load_si512(in[j] + 16 * t), dw, cw, dx + t * ldc + b, c + t * ldc + b);
-  }
-}
-
-LK_AMX LK_INLINE void amx_floats(int wtype, int nt, int32_t (*in)[16 * 16], const float *dws, const float *cws,
-                                 const float *dx, const xcorr *c, int ldc, int b0, int n, __m512 acc[16]) {
-  amx_floats_from(wtype, 0, nt, in, dws, cws, dx, c, ldc, b0, n, acc);
-}
-
-/// The packed tile (natural order) · 16 tokens whose activation bytes start at x0 (the first
-/// block's qs), xstride apart; the results of tokens [t0, 16) stored (a chunk's last group
-/// overlaps the one before it rather than change the tile shape). lo (0 or 8, a constant at each
-/// instantiation, at most t0): the first token lane whose float steps run. Software-pipelined by runs
-/// of AMX_RUN blocks: the tile products of run r + 1 are issued into one half of cb before the
-/// float steps of run r read the other half, so the tile unit and the vector units work at the
-/// same time.
-LK_AMX LK_INLINE void amx_tile(int wtype, int lo, int t0, const __m512i *pk, const float *dws, const float *cws,
-                               const uint8_t *x0, int64_t xstride, const float *dx, const xcorr *c, int ldc,
-                               int nkb, float *Y, int64_t ldy, int nr, int first) {
+/// One 16-row tile (natural order) · nt <= 16 tokens whose activation bytes start at x0 (the
+/// first block's qs), xstride apart, its results stored for the nt tokens.
+/// The blocks' B vectors come from one of:
+///   pk / dws / cws: the whole tile packed beforehand (chunks of more than AMX_FUSED_MAX tokens
+///                   pack a tile once for all their groups);
+///   rec (Q8_0): the prepacked records, read in place by the tile loads;
+///   rec (Q4):   the prepacked records, unpacked two blocks ahead into a ring of 8;
+///   w:          the 16 rows, packed two blocks ahead (pack_run).
+/// Block by block, interleaved so that the tile unit and the vector units work at the same time:
+/// block b's product goes to C tile b % 4, is stored one block later, and its float steps run one
+/// block after that, in two halves around that next store. (Runs of four products, each stored
+/// right behind it, then the float steps of the four blocks, with packing one run ahead, kept
+/// the units waiting on each other: one thread, a model's Q4_1 layers and Q8_0 head from L2,
+/// 2026-12-06, block by block 4 / 8 / 16 tokens 4.3 / 4.6 / 7.3 ms against 6.1 / 6.3 / 7.6.)
+/// The float steps run for lanes token lanes whatever nt (8 for at most 8 tokens, else 16, a
+/// constant at each instantiation; lanes past nt read zeroed coefficients and C rows the tile
+/// never stored, and are not stored): with a constant count they unroll with acc in registers,
+/// where a loop to nt kept acc in memory and took ~1.8x as long (the float steps alone 43
+/// against 23 ns per tile and block, 1536x576 Q4_1 in L2).
+LK_AMX LK_INLINE void amx_tile(int wtype, int lanes, const __m512i *pk, const float *dws, const float *cws,
+                               const uint8_t *const w[16], const uint8_t *rec, int nkb, const uint8_t *x0,
+                               int64_t xstride, const float *dx, const xcorr *c, int ldc, float *Y, int64_t ldy,
+                               int nt, int nr, int first, const uint8_t *pf, const uint8_t *pfend) {
   const int xbs = xbytes(wtype);
-  _Alignas(64) int32_t cb[2][AMX_RUN][16 * 16];
-  __m512 acc[16];
-  for (int t = 0; t < 16; t++) acc[t] = _mm512_setzero_ps();
-  amx_run(pk, x0, xstride, xbs, 0, nkb < AMX_RUN ? nkb : AMX_RUN, cb[0]);
-  for (int b0 = 0, h = 0; b0 < nkb; b0 += AMX_RUN, h ^= 1) {
-    const int b1 = b0 + AMX_RUN;
-    if (b1 < nkb) amx_run(pk + 8 * b1, x0, xstride, xbs, b1, nkb - b1 < AMX_RUN ? nkb - b1 : AMX_RUN, cb[h ^ 1]);
-    amx_floats_from(wtype, lo, 16, cb[h], dws + 16 * b0, cws + 16 * b0, dx, c, ldc, b0,
-                    nkb - b0 < AMX_RUN ? nkb - b0 : AMX_RUN, acc);
-  }
-  for (int t = t0; t < 16; t++) store16(Y + t * ldy, acc[t], nr, first);
-}
-
-/// amx_tile for a tile that only nt <= 16 tokens use, packing as it goes: run r + 1 is packed
-/// into a two-run ring and its products issued before the float steps of run r. Packing the
-/// whole chunk first and then running the tiles over it took 1.5x as long (bench/kernels.c,
-/// batch16): interleaved, the packing's vector work overlaps the tile unit's. The float steps
-/// run for all 16 token lanes whatever nt (lanes past nt read zeroed coefficients and C rows
-/// the tile never stored, and are not stored): with a constant count they unroll with acc in
-/// registers, where a loop to nt kept acc in memory and took ~1.8x as long (the float steps
-/// alone 43 against 23 ns per tile and block, 1536x576 Q4_1 in L2; the 16-sequence bench
-/// 1.055x in 4 alternating pairs, 2026-12-06).
-/// lanes (8 or 16, a constant at each instantiation): the token lanes stepped, at least nt; a
-/// chunk of at most 8 tokens (a step of a few sequences) steps 8 and does half the float work.
-LK_AMX LK_INLINE void amx_fused(int wtype, int lanes, int nt, const uint8_t *const w[16], const uint8_t *rec,
-                                int nkb, const uint8_t *x0, int64_t xstride, const float *dx, const xcorr *c, int ldc,
-                                float *Y, int64_t ldy, int nr, int first, const uint8_t *pf, const uint8_t *pfend) {
-  const int xbs = xbytes(wtype);
-  _Alignas(64) int32_t cb[2][AMX_RUN][16 * 16];
-  _Alignas(64) __m512i pk[2][AMX_RUN * 8];
-  _Alignas(64) float dws[2][AMX_RUN * 16], cws[2][AMX_RUN * 16];
+  _Alignas(64) int32_t cb[4][16 * 16];
+  _Alignas(64) __m512i ring[8][8];
+  _Alignas(64) float dring[8][16], cring[8][16];
   lk_pfspread pfs = pf_spread(wtype, pf, pfend, nkb);
   __m512 acc[16];
   for (int t = 0; t < 16; t++) acc[t] = _mm512_setzero_ps();
   const int64_t rb = pre_record(wtype);
-  // Q8_0 records hold the tile's B vectors as they are: the tile loads read them in place.
-  const int direct = rec && wtype == LK_Q8_0;
-  int n = nkb < AMX_RUN ? nkb : AMX_RUN;
-  if (direct) {
-    scales_of_records(rec, n, dws[0]);
-  } else if (rec) {
-    unpack_records(wtype, rec, n, pk[0], dws[0], cws[0]);
-  } else {
-    pack_run(wtype, 1, w, 0, n, pk[0], dws[0], cws[0], &pfs);
+  const int direct = !pk && rec && wtype == LK_Q8_0;
+#define AHEAD 2
+#define STAGE(b)                                                                                  \
+  if (!pk && (b) < nkb) {                                                                         \
+    const int s_ = (b) & 7;                                                                       \
+    if (direct) scales_of_records(rec + (b) * rb, 1, dring[s_]);                                  \
+    else if (rec) unpack_records(wtype, rec + (b) * rb, 1, ring[s_], dring[s_], cring[s_]);       \
+    else pack_run(wtype, 1, w, (b), 1, ring[s_], dring[s_], cring[s_], &pfs);                     \
   }
-  if (direct) amx_run_s((const __m512i *)rec, (int)(rb / 64), x0, xstride, xbs, 0, n, cb[0]);
-  else amx_run(pk[0], x0, xstride, xbs, 0, n, cb[0]);
-  for (int b0 = 0, h = 0; b0 < nkb; b0 += AMX_RUN, h ^= 1) {
-    const int b1 = b0 + AMX_RUN, n1 = nkb - b1 < AMX_RUN ? nkb - b1 : AMX_RUN;
-    if (b1 < nkb) {
-      if (direct) {
-        scales_of_records(rec + b1 * rb, n1, dws[h ^ 1]);
-        amx_run_s((const __m512i *)(rec + b1 * rb), (int)(rb / 64), x0, xstride, xbs, b1, n1, cb[h ^ 1]);
-      } else {
-        if (rec) {
-          unpack_records(wtype, rec + b1 * rb, n1, pk[h ^ 1], dws[h ^ 1], cws[h ^ 1]);
-        } else {
-          pack_run(wtype, 1, w, b1, n1, pk[h ^ 1], dws[h ^ 1], cws[h ^ 1], &pfs);
-        }
-        amx_run(pk[h ^ 1], x0, xstride, xbs, b1, n1, cb[h ^ 1]);
-      }
-    }
-    amx_floats(wtype, lanes, cb[h], dws[h], cws[h], dx, c, ldc, b0, n, acc);
-    n = n1;
+#define FLOATS(b, j, from, to)                                                                    \
+  if ((b) >= 0 && (b) < nkb) {                                                                    \
+    const float *d_ = pk ? dws + 16 * (b) : dring[(b) & 7], *c_ = pk ? cws + 16 * (b) : cring[(b) & 7]; \
+    const __m512 dw_ = _mm512_load_ps(d_), cw_ = wtype == LK_Q4_1 ? _mm512_load_ps(c_) : dw_;      \
+    amx_floats(wtype, from, to, cb[j], dw_, cw_, dx, c, ldc, (b), acc);                            \
   }
+  // block b at C tile C = b % 4 (A, B tiles alternating); Cp / jp: block b - 1's; jpp: b - 2's
+#define BLOCK(b, C, A, B, Cp, jp, jpp)                                                            \
+  STAGE((b) + AHEAD)                                                                              \
+  if ((b) < nkb) {                                                                                \
+    _tile_zero(C);                                                                                \
+    _tile_loadd(A, x0 + (int64_t)(b) * xbs, xstride);                                             \
+    _tile_loadd(B, pk ? (const void *)(pk + 8 * (b)) : direct ? (const void *)(rec + (b) * rb)     \
+                                                            : (const void *)ring[(b) & 7], 64);   \
+    _tile_dpbsud(C, A, B);                                                                        \
+  }                                                                                               \
+  FLOATS((b) - 2, jpp, 0, lanes / 2)                                                              \
+  if ((b) >= 1 && (b) - 1 < nkb) _tile_stored(Cp, cb[jp], 64);                                   \
+  FLOATS((b) - 2, jpp, lanes / 2, lanes)
+  for (int b = 0; b < AHEAD; b++) STAGE(b)
+  for (int b = 0; b < nkb + 2; b += 4) {
+    BLOCK(b, 0, 4, 6, 3, 3, 2)
+    BLOCK(b + 1, 1, 5, 7, 0, 0, 3)
+    BLOCK(b + 2, 2, 4, 6, 1, 1, 0)
+    BLOCK(b + 3, 3, 5, 7, 2, 2, 1)
+  }
+#undef AHEAD
+#undef STAGE
+#undef FLOATS
+#undef BLOCK
   for (int t = 0; t < nt; t++) store16(Y + t * ldy, acc[t], nr, first);
 }
 
 #define AMX_INST(T)                                                                                              \
-  static LK_AMX __attribute__((noinline)) void amx_##T(const __m512i *pk, const float *dws, const float *cws,      \
-                                                       const uint8_t *x0, int64_t xstride, const float *dx,       \
-                                                       const xcorr *c, int ldc, int nkb, float *Y, int64_t ldy,   \
-                                                       int t0, int nr, int first) {                               \
-    amx_config(16);                                                                                               \
-    if (t0 >= 8) /* a last group of at most 8 new tokens: their 8 lanes of float steps */                       \
-      amx_tile(LK_##T, 8, t0, pk, dws, cws, x0, xstride, dx, c, ldc, nkb, Y, ldy, nr, first);                    \
-    else                                                                                                          \
-      amx_tile(LK_##T, 0, t0, pk, dws, cws, x0, xstride, dx, c, ldc, nkb, Y, ldy, nr, first);                    \
-  }                                                                                                               \
-  static LK_AMX __attribute__((noinline)) void amx_fused_##T(                                                     \
-      const uint8_t *const w[16], const uint8_t *rec, int nkb, const uint8_t *x0, int64_t xstride,                \
-      const float *dx, const xcorr *c, int ldc, float *Y, int64_t ldy, int nt, int nr, int first,                 \
-      const uint8_t *pf, const uint8_t *pfend) {                                                                  \
+  static LK_AMX __attribute__((noinline)) void amx_##T(                                                           \
+      const __m512i *pk, const float *dws, const float *cws, const uint8_t *const w[16], const uint8_t *rec,      \
+      int nkb, const uint8_t *x0, int64_t xstride, const float *dx, const xcorr *c, int ldc, float *Y,            \
+      int64_t ldy, int nt, int nr, int first, const uint8_t *pf, const uint8_t *pfend) {                          \
     amx_config(nt);                                                                                               \
     if (nt <= 8)                                                                                                  \
-      amx_fused(LK_##T, 8, nt, w, rec, nkb, x0, xstride, dx, c, ldc, Y, ldy, nr, first, pf, pfend);              \
+      amx_tile(LK_##T, 8, pk, dws, cws, w, rec, nkb, x0, xstride, dx, c, ldc, Y, ldy, nt, nr, first, pf, pfend);  \
     else                                                                                                          \
-      amx_fused(LK_##T, 16, nt, w, rec, nkb, x0, xstride, dx, c, ldc, Y, ldy, nr, first, pf, pfend);             \
+      amx_tile(LK_##T, 16, pk, dws, cws, w, rec, nkb, x0, xstride, dx, c, ldc, Y, ldy, nt, nr, first, pf, pfend); \
   }
 AMX_INST(Q4_0)
 AMX_INST(Q4_1)
 AMX_INST(Q8_0)
 
-typedef void (*amx_tile_fn)(const __m512i *, const float *, const float *, const uint8_t *, int64_t, const float *,
-                            const xcorr *, int, int, float *, int64_t, int, int, int);
-typedef void (*amx_fused_fn)(const uint8_t *const[16], const uint8_t *, int, const uint8_t *, int64_t, const float *,
-                             const xcorr *, int, float *, int64_t, int, int, int, const uint8_t *, const uint8_t *);
+typedef void (*amx_fn)(const __m512i *, const float *, const float *, const uint8_t *const[16], const uint8_t *, int,
+                       const uint8_t *, int64_t, const float *, const xcorr *, int, float *, int64_t, int, int, int,
+                       const uint8_t *, const uint8_t *);
 typedef void (*unpack_fn)(const uint8_t *, int, __m512i *, float *, float *);
 typedef void (*mm_tile_fn)(const __m512i *, const float *, const float *, const uint8_t *const *, const float *,
                            const xcorr *, int, int, float *, int64_t, int, int);
 typedef void (*pack_fn)(const uint8_t *const[16], int, __m512i *, float *, float *, const uint8_t *, const uint8_t *);
 
-/// amx, for a chunk of at least AMX_MIN_TOKENS tokens: every token group of at most 16 as tile
-/// multiplies; a chunk of at most 16 tokens (decoding) packs as it goes (amx_fused), a larger
-/// one packs each tile once for all its groups. Otherwise VNNI token groups of 8, 4, 2 and 1
-/// over the packed tile.
+/// amx, for a chunk of at least AMX_MIN_TOKENS tokens: token groups of 16, then the rest, as tile
+/// multiplies (amx_tile, tiles shaped to the group); a chunk of at most AMX_FUSED_MAX tokens
+/// (decoding, a step that prompts join) packs as it goes in each group, a larger one packs each
+/// tile once for all its groups. Fewer than AMX_MIN_TOKENS left (or no AMX): VNNI token groups of
+/// 8, 4, 2 and 1 over the packed tile.
 /// pre (amx only): W prepacked by lk_amx_prepack (or NULL), read instead of W's rows by the tile
 /// multiplies when r0 is a multiple of 16.
 LK_AVX512 static void mm_q32(int wtype, int amx, float *Y, int64_t ldy, const void *W, const uint8_t *pre,
@@ -359,24 +316,23 @@ LK_AVX512 static void mm_q32(int wtype, int amx, float *Y, int64_t ldy, const vo
     return;
   }
   mm_tile_fn f[4], fn[4];  // 8, 4, 2, 1 tokens: VNNI order; AMX order (no 8)
-  amx_tile_fn a;
-  amx_fused_fn af;
+  amx_fn a;
   pack_fn pack, pack_nat;
   unpack_fn unpack;
   if (wtype == LK_Q4_0) {
     f[0] = mm_Q4_0_08, f[1] = mm_Q4_0_04, f[2] = mm_Q4_0_02, f[3] = mm_Q4_0_01;
     fn[0] = NULL, fn[1] = mm_Q4_0_14, fn[2] = mm_Q4_0_12, fn[3] = mm_Q4_0_11;
-    a = amx_Q4_0, af = amx_fused_Q4_0, pack = pack_Q4_0, pack_nat = pack_nat_Q4_0;
+    a = amx_Q4_0, pack = pack_Q4_0, pack_nat = pack_nat_Q4_0;
     unpack = unpack_Q4_0;
   } else if (wtype == LK_Q4_1) {
     f[0] = mm_Q4_1_08, f[1] = mm_Q4_1_04, f[2] = mm_Q4_1_02, f[3] = mm_Q4_1_01;
     fn[0] = NULL, fn[1] = mm_Q4_1_14, fn[2] = mm_Q4_1_12, fn[3] = mm_Q4_1_11;
-    a = amx_Q4_1, af = amx_fused_Q4_1, pack = pack_Q4_1, pack_nat = pack_nat_Q4_1;
+    a = amx_Q4_1, pack = pack_Q4_1, pack_nat = pack_nat_Q4_1;
     unpack = unpack_Q4_1;
   } else {
     f[0] = mm_Q8_0_08, f[1] = mm_Q8_0_04, f[2] = mm_Q8_0_02, f[3] = mm_Q8_0_01;
     fn[0] = NULL, fn[1] = mm_Q8_0_14, fn[2] = mm_Q8_0_12, fn[3] = mm_Q8_0_11;
-    a = amx_Q8_0, af = amx_fused_Q8_0, pack = pack_Q8_0, pack_nat = pack_nat_Q8_0;
+    a = amx_Q8_0, pack = pack_Q8_0, pack_nat = pack_nat_Q8_0;
     unpack = unpack_Q8_0;
   }
   const int bs = wbytes(wtype), xbs = xbytes(wtype), xoff = xqs_off(wtype);
@@ -385,8 +341,8 @@ LK_AVX512 static void mm_q32(int wtype, int amx, float *Y, int64_t ldy, const vo
   _Alignas(64) __m512i pk[KC * 8];    // (block, 8) transposed tile
   _Alignas(64) float dws[KC * 16];    // (block, row) weight scales of the tile
   _Alignas(64) float cws[KC * 16];    // (block, row) Q4_1 mins of the tile
-  _Alignas(64) float dx[XCAP];        // (token, block) activation scales
-  _Alignas(64) xcorr c[XCAP];         // (token, block) activation corrections
+  _Alignas(64) float dx[XCAP + 16 * KC];  // (token, block) activation scales (zeros to a multiple of 16 tokens)
+  _Alignas(64) xcorr c[XCAP + 16 * KC];   // (token, block) activation corrections
   const uint8_t *xr[TMAX];
   for (int64_t kb0 = 0; kb0 < nb; kb0 += KC) {
     const int nkb = (int)(nb - kb0 < KC ? nb - kb0 : KC);
@@ -398,9 +354,10 @@ LK_AVX512 static void mm_q32(int wtype, int amx, float *Y, int64_t ldy, const vo
         xr[t] = (const uint8_t *)Xq + (tb + t) * xstride + kb0 * xbs;
         prep_x(wtype, xr[t], nkb, dx + t * nkb, c + t * nkb);
       }
-      if (tiles && tt < 16) {  // amx_fused steps all 16 token lanes (unrolled, in registers): zeros past tt
-        memset(dx + tt * nkb, 0, sizeof(float) * (size_t)((16 - tt) * nkb));
-        memset(c + tt * nkb, 0, sizeof(xcorr) * (size_t)((16 - tt) * nkb));
+      if (tiles && tt % 16 != 0) {  // the tile kernels step 8 or 16 token lanes whatever the tokens: zeros past tt
+        const int pad = 16 - tt % 16;
+        memset(dx + tt * nkb, 0, sizeof(float) * (size_t)(pad * nkb));
+        memset(c + tt * nkb, 0, sizeof(xcorr) * (size_t)(pad * nkb));
       }
       lk_prefetch pfc;
       for (int64_t r = r0; r < r1; r += 16) {
@@ -409,7 +366,7 @@ LK_AVX512 static void mm_q32(int wtype, int amx, float *Y, int64_t ldy, const vo
         const uint8_t *tile_end = (const uint8_t *)W + (r + 16 < r1 ? r + 16 : r1) * rb;
         const uint8_t *rec = pre ? pre + (r / 16 * nb + kb0) * prb : NULL;
         if (rec) {
-          pf = pfend = tile_end;  // the prepacked stream prefetches itself (amx_fused)
+          pf = pfend = tile_end;  // the prepacked stream prefetches itself (unpack_records)
         } else if (tb == 0) {
           if (r == r0) pfc = prefetch_start(w, nkb * bs, tile_end, wend);
           prefetch_next(&pfc, tile_end, &pf, &pfend);
@@ -418,19 +375,24 @@ LK_AVX512 static void mm_q32(int wtype, int amx, float *Y, int64_t ldy, const vo
         }
         const int nr = r1 - r < 16 ? (int)(r1 - r) : 16;
         float *y = Y + tb * ldy + r;
-        if (tiles && tt <= 16) {
-          af(w, rec, nkb, xr[0] + xoff, xstride, dx, c, nkb, y, ldy, tt, nr, kb0 == 0, pf, pfend);
-          continue;
+        int t = 0;
+        if (tiles && tt <= AMX_FUSED_MAX) {  // groups of up to 16 tokens, each packing as it goes
+          for (int n; tt - t >= AMX_MIN_TOKENS; t += n, pf = pfend = tile_end) {
+            n = tt - t < 16 ? tt - t : 16;
+            a(NULL, NULL, NULL, w, rec, nkb, xr[t] + xoff, xstride, dx + t * nkb, c + t * nkb, nkb, y + t * ldy, ldy,
+              n, nr, kb0 == 0, pf, pfend);
+          }
+          if (t == tt) continue;
         }
         if (tiles && rec) unpack(rec, nkb, pk, dws, cws);
         else (tiles ? pack_nat : pack)(w, nkb, pk, dws, cws, pf, pfend);
-        for (int t = 0; t < tt;) {
+        while (t < tt) {
           const int left = tt - t;
-          if (tiles && left >= AMX_MIN_TOKENS) {  // tt > 16: a last group of fewer than 16 starts at tt - 16
-            const int g0 = left < 16 ? tt - 16 : t;
-            a(pk, dws, cws, xr[g0] + xoff, xstride, dx + g0 * nkb, c + g0 * nkb, nkb, nkb, y + g0 * ldy, ldy, t - g0,
-              nr, kb0 == 0);
-            t += left < 16 ? left : 16;
+          if (tiles && left >= AMX_MIN_TOKENS) {  // groups of 16, then the rest (tiles of its own shape)
+            const int n = left < 16 ? left : 16;
+            a(pk, dws, cws, NULL, NULL, nkb, xr[t] + xoff, xstride, dx + t * nkb, c + t * nkb, nkb, y + t * ldy, ldy,
+              n, nr, kb0 == 0, NULL, NULL);
+            t += n;
           } else {
             const int g = left >= 8 && !tiles ? 0 : left >= 4 ? 1 : left >= 2 ? 2 : 3;
             (tiles ? fn : f)[g](pk, dws, cws, xr + t, dx + t * nkb, c + t * nkb, nkb, nkb, y + t * ldy, ldy, nr,

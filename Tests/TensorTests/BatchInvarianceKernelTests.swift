@@ -19,7 +19,7 @@ extension KernelISATests {
 
   /// Token counts of a batch: 1, the VNNI token-group tails (2, 3, 5), the smallest and a partial
   /// AMX tile (6, 11), a whole 16-token step, and past 16: a 5-token tail (21) and last groups
-  /// that overlap the one before (24, 31).
+  /// of 8 and 15 tokens (24, 31).
   static let batchSizes = [1, 2, 3, 4, 5, 6, 8, 9, 11, 16, 21, 24, 31]
   /// Row ranges: whole, split at a non-tile boundary, inside, tile-aligned, a single last row, and
   /// ranges long enough for the AVX-512 matvec's switch from 4-row to 16-row tiles after 64 rows
@@ -127,12 +127,14 @@ extension KernelISATests {
   }
 
   /// The AMX products reading a prepacked copy give exactly lk_matvec's results: whole and
-  /// partial 16-token groups, prefill-sized chunks, rows of more than one column chunk (72
-  /// blocks), row ranges that start on a tile (the copy is read) or not (W is read); on the other
-  /// ISA levels the copy is ignored. Where the CPU has no AMX there is no copy to test.
+  /// partial 16-token groups, a tail of 2 tokens too few for tiles (18), chunks past
+  /// AMX_FUSED_MAX that pack each tile once (70: four groups of 16 and one of 6), rows of more
+  /// than one column chunk (72 blocks), row ranges that start on a tile (the copy is read) or not
+  /// (W is read); on the other ISA levels the copy is ignored. Where the CPU has no AMX there is
+  /// no copy to test.
   @Test(arguments: [KType.q4_1, .q8_0, .q4_0], [576, 2304])
   func prepackedMatmulEqualsMatvecBitForBit(_ type: KType, cols: Int) {
-    let p = Problem(type, rows: 160, cols: cols, ntok: 40, seed: 0xF8 + UInt64(type.code) + UInt64(cols))
+    let p = Problem(type, rows: 160, cols: cols, ntok: 70, seed: 0xF8 + UInt64(type.code) + UInt64(cols))
     let bytes = Int(lk_amx_prepack_bytes(type.code, Int64(p.rows), Int64(p.cols)))
     guard lk_cpu_isa() >= Int32(LK_ISA_AMX) else {
       #expect(bytes == 0)
@@ -144,7 +146,7 @@ extension KernelISATests {
     p.w.withUnsafeBytes { lk_amx_prepack_rows(type.code, $0.baseAddress!, Int64(p.rows), Int64(p.cols), pre) }
     forEachISA { isa in
       let alone = (0..<p.ntok).map { Self.matvec(p, token: $0) }
-      for n in [4, 6, 8, 9, 11, 16, 21, 40] {  // AMX: 8 token lanes up to 8 tokens, 16 above
+      for n in [4, 6, 8, 9, 11, 16, 18, 21, 40, 70] {  // AMX: 8 token lanes up to 8 tokens, 16 above
         for rows in [0..<160, 16..<48, 5..<150] {
           var Y = [Float](repeating: .nan, count: n * p.rows)
           p.w.withUnsafeBytes { w in

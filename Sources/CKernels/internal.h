@@ -160,8 +160,8 @@ void lk_matvec_avx2(int wtype, float *y, const void *W, const void *xq, int64_t 
 void lk_matmul_avx2(int wtype, float *Y, int64_t ldy, const void *W, const void *Xq, int64_t xstride, int64_t ntok,
                     int64_t ncols, int64_t r0, int64_t r1);
 void lk_matvec_avx512(int wtype, float *y, const void *W, const void *xq, int64_t ncols, int64_t r0, int64_t r1);
-void lk_matmul_avx512(int wtype, float *Y, int64_t ldy, const void *W, const void *Xq, int64_t xstride,
-                      int64_t ntok, int64_t ncols, int64_t r0, int64_t r1);
+void lk_matmul_avx512(int wtype, float *Y, int64_t ldy, const void *W, const void *pre, const void *Xq,
+                      int64_t xstride, int64_t ntok, int64_t ncols, int64_t r0, int64_t r1);
 
 // Per-type pieces the ISA files share.
 // Q4_0/Q4_1/Q8_0 (32-element blocks) with VNNI/AVX2 tiles (dot_q*.c):
@@ -169,13 +169,13 @@ void lk_mv_q32_avx512(int wtype, float *y, const void *W, const void *xq, int64_
 /// The same product with AMX tiles for token groups of 4 or more (bit-identical to lk_mm_q32_avx512).
 void lk_mm_q32_amx(int wtype, float *Y, int64_t ldy, const void *W, const void *pre, const void *Xq, int64_t xstride,
                    int64_t ntok, int64_t ncols, int64_t r0, int64_t r1);
-void lk_amx_prepack(int wtype, const void *W, int64_t rows, int64_t cols, void *out);
+void lk_prepack(int wtype, const void *W, int64_t rows, int64_t cols, void *out);
 void lk_lora_shrink_q8_packed_avx512(float *t, int64_t ldt, const void *xq, int64_t xstride, int64_t ntok,
                                      const void *apk, int64_t rank, int64_t cols);
 /// Bytes of one block record of a prepacked 16-row tile (mm_q32_avx512.c describes the layout).
-static inline int64_t lk_amx_record_bytes(int wtype) { return wtype == LK_Q8_0 ? 576 : 320; }
-void lk_mm_q32_avx512(int wtype, float *Y, int64_t ldy, const void *W, const void *Xq, int64_t xstride, int64_t ntok,
-                      int64_t ncols, int64_t r0, int64_t r1);
+static inline int64_t lk_record_bytes(int wtype) { return wtype == LK_Q8_0 ? 576 : 320; }
+void lk_mm_q32_avx512(int wtype, float *Y, int64_t ldy, const void *W, const void *pre, const void *Xq,
+                      int64_t xstride, int64_t ntok, int64_t ncols, int64_t r0, int64_t r1);
 void lk_mv_q32_avx2(int wtype, float *y, const void *W, const void *xq, int64_t ncols, int64_t r0, int64_t r1);
 void lk_mm_q32_avx2(int wtype, float *Y, int64_t ldy, const void *W, const void *Xq, int64_t xstride, int64_t ntok,
                     int64_t ncols, int64_t r0, int64_t r1);

@@ -364,7 +364,7 @@ void lk_lora_expand_q8(float *y, int64_t ldy, const float *t, int64_t ldt, int64
 
 // ---- Q8 A prepacked ------------------------------------------------------------------------
 // A's rank rows would be rank short interleaved streams for a decoding row's shrink; prepacked
-// as the AMX tiles of a Q8_0 matrix (lk_amx_prepack: per 16-row tile, per 32-column block, a
+// as the AMX tiles of a Q8_0 matrix (lk_prepack: per 16-row tile, per 32-column block, a
 // 576-byte record of 8 natural-order vectors of 16 rows x 4 bytes + 128 in the VNNI tile's lane
 // order, row 4i + j in lane 4j + i, then the 16 scales as halves), the shrink reads one linear
 // stream. AVX-512 hosts only (the packing is AVX-512 code); the packed copy is the only one.
@@ -385,7 +385,7 @@ void lk_lora_pack_a_q8(const void *a, int64_t rank, int64_t cols, void *out) {
 #if LK_X86
   // The CPU's own level, not the thread's: the size was asked for on another thread.
   if (lk_cpu_isa() >= LK_ISA_AVX512 && rank > 0 && cols > 0 && cols % QK == 0)
-    lk_amx_prepack(LK_Q8_0, a, rank, cols, out);
+    lk_prepack(LK_Q8_0, a, rank, cols, out);
 #else
   (void)a, (void)rank, (void)cols, (void)out;
 #endif

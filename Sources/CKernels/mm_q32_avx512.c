@@ -53,8 +53,8 @@ PACK_INST(Q4_0)
 PACK_INST(Q4_1)
 PACK_INST(Q8_0)
 
-// ---- prepacked tiles (AMX) ---------------------------------------------------------------------
-// lk_amx_prepack stores every 16-row tile of a matrix as pack_nat packs it, once, so that the
+// ---- prepacked tiles (AVX-512 VNNI and AMX) -----------------------------------------------------
+// lk_prepack stores every 16-row tile of a matrix as pack_nat packs it, once, so that the
 // products read one linear stream instead of transposing 16 row streams at every call. Per tile,
 // its blocks in order, one record each (a multiple of 64 bytes):
 //   Q4_0 / Q4_1: the 4 natural-order vectors with element 4g..4g+3 of every row in the low nibbles
@@ -63,7 +63,7 @@ PACK_INST(Q8_0)
 //   Q8_0:        the 8 natural-order vectors (512 bytes, the +128 offset applied), the 16 scales as
 //                halves (32), padding to 576 (W: 544).
 // The halves are the block headers' own, so unpacking gives exactly what pack_nat gives.
-LK_INLINE int64_t pre_record(int wtype) { return lk_amx_record_bytes(wtype); }
+LK_INLINE int64_t pre_record(int wtype) { return lk_record_bytes(wtype); }
 enum { PRE_PF_BYTES = 2048 };
 
 /// The records run on into the next tiles: each block asks for its own size 2 KB ahead, into L1
@@ -151,6 +151,55 @@ LK_AVX512 LK_INLINE void mm_tile(int wtype, int natural, int NT, const __m512i *
 MM_INST_T(Q4_0)
 MM_INST_T(Q4_1)
 MM_INST_T(Q8_0)
+
+/// The prepacked tile (rec: its record of the chunk's first block) · NT tokens, the records read
+/// in place: per block, the natural-order vectors (Q4: each nibble half split off its record
+/// vector as it is used) and the scales' halves, then the same vpdpbusd and float steps as
+/// mm_tile, so the same results to the bit, without the tile's transposed copy.
+LK_AVX512 LK_INLINE void mm_rec_tile(int wtype, int NT, const uint8_t *rec, const uint8_t *const *xr, const float *dx,
+                                     const xcorr *c, int ldc, int nkb, __m512 *acc) {
+  const int xbs = xbytes(wtype), xoff = xqs_off(wtype), qb = wtype == LK_Q8_0 ? 512 : 256;
+  const int64_t rb = pre_record(wtype);
+  const __m512i m4 = _mm512_set1_epi8(0x0F);
+  for (int t = 0; t < NT; t++) acc[t] = _mm512_setzero_ps();
+  for (int b = 0; b < nkb; b++, rec += rb) {
+    prefetch_record(rec, rb);
+    __m512i id[NT];
+    for (int t = 0; t < NT; t++) id[t] = _mm512_setzero_si512();
+    if (wtype == LK_Q8_0) {
+      for (int k = 0; k < 8; k++) {
+        const __m512i v = _mm512_load_si512((const __m512i *)rec + k);
+        for (int t = 0; t < NT; t++) id[t] = _mm512_dpbusd_epi32(id[t], v, bcast4(xr[t] + b * xbs + xoff + 4 * k));
+      }
+    } else {
+      for (int g = 0; g < 4; g++) {
+        const __m512i v = _mm512_load_si512((const __m512i *)rec + g);
+        const __m512i lo = _mm512_and_si512(v, m4), hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
+        for (int t = 0; t < NT; t++) {
+          const uint8_t *x = xr[t] + b * xbs + xoff + 4 * g;
+          id[t] = _mm512_dpbusd_epi32(id[t], lo, bcast4(x));
+          id[t] = _mm512_dpbusd_epi32(id[t], hi, bcast4(x + 16));
+        }
+      }
+    }
+    const __m512 dw = _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)(rec + qb)));
+    const __m512 cw = wtype == LK_Q4_1 ? _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)(rec + qb + 32))) : dw;
+    for (int t = 0; t < NT; t++) acc[t] = block_step(wtype, acc[t], id[t], dw, cw, dx + t * ldc + b, c + t * ldc + b);
+  }
+}
+
+#define MM_REC_INST(T, NT)                                                                                     \
+  static LK_AVX512 __attribute__((noinline)) void mm_rec_##T##_##NT(                                           \
+      const uint8_t *rec, const uint8_t *const *xr, const float *dx, const xcorr *c, int ldc, int nkb, float *Y, \
+      int64_t ldy, int nr, int first) {                                                                        \
+    __m512 acc[NT];                                                                                            \
+    mm_rec_tile(LK_##T, NT, rec, xr, dx, c, ldc, nkb, acc);                                                    \
+    for (int t = 0; t < NT; t++) store16(Y + t * ldy, acc[t], nr, first);                                      \
+  }
+#define MM_REC_INST_T(T) MM_REC_INST(T, 8) MM_REC_INST(T, 4) MM_REC_INST(T, 2) MM_REC_INST(T, 1)
+MM_REC_INST_T(Q4_0)
+MM_REC_INST_T(Q4_1)
+MM_REC_INST_T(Q8_0)
 
 // ---- AMX ------------------------------------------------------------------------------------
 // One 32-element block of a 16-row tile for nt <= 16 tokens is one tile multiply: A = the nt
@@ -301,14 +350,15 @@ typedef void (*unpack_fn)(const uint8_t *, int, __m512i *, float *, float *);
 typedef void (*mm_tile_fn)(const __m512i *, const float *, const float *, const uint8_t *const *, const float *,
                            const xcorr *, int, int, float *, int64_t, int, int);
 typedef void (*pack_fn)(const uint8_t *const[16], int, __m512i *, float *, float *, const uint8_t *, const uint8_t *);
+typedef void (*mm_rec_fn)(const uint8_t *, const uint8_t *const *, const float *, const xcorr *, int, int, float *,
+                          int64_t, int, int);
 
 /// amx, for a chunk of at least AMX_MIN_TOKENS tokens: token groups of 16, then the rest, as tile
 /// multiplies (amx_tile, tiles shaped to the group); a chunk of at most AMX_FUSED_MAX tokens
 /// (decoding, a step that prompts join) packs as it goes in each group, a larger one packs each
 /// tile once for all its groups. Fewer than AMX_MIN_TOKENS left (or no AMX): VNNI token groups of
-/// 8, 4, 2 and 1 over the packed tile.
-/// pre (amx only): W prepacked by lk_amx_prepack (or NULL), read instead of W's rows by the tile
-/// multiplies when r0 is a multiple of 16.
+/// 8, 4, 2 and 1 over the packed tile, or without AMX over the prepacked records in place.
+/// pre: W prepacked by lk_prepack (or NULL), read instead of W's rows when r0 is a multiple of 16.
 LK_AVX512 static void mm_q32(int wtype, int amx, float *Y, int64_t ldy, const void *W, const uint8_t *pre,
                              const void *Xq, int64_t xstride, int64_t ntok, int64_t ncols, int64_t r0, int64_t r1) {
   if (ntok == 1) {  // the same arithmetic without the transposed copy
@@ -316,28 +366,32 @@ LK_AVX512 static void mm_q32(int wtype, int amx, float *Y, int64_t ldy, const vo
     return;
   }
   mm_tile_fn f[4], fn[4];  // 8, 4, 2, 1 tokens: VNNI order; AMX order (no 8)
+  mm_rec_fn fr[4];         // 8, 4, 2, 1 tokens over the prepacked records
   amx_fn a;
   pack_fn pack, pack_nat;
   unpack_fn unpack;
   if (wtype == LK_Q4_0) {
     f[0] = mm_Q4_0_08, f[1] = mm_Q4_0_04, f[2] = mm_Q4_0_02, f[3] = mm_Q4_0_01;
     fn[0] = NULL, fn[1] = mm_Q4_0_14, fn[2] = mm_Q4_0_12, fn[3] = mm_Q4_0_11;
+    fr[0] = mm_rec_Q4_0_8, fr[1] = mm_rec_Q4_0_4, fr[2] = mm_rec_Q4_0_2, fr[3] = mm_rec_Q4_0_1;
     a = amx_Q4_0, pack = pack_Q4_0, pack_nat = pack_nat_Q4_0;
     unpack = unpack_Q4_0;
   } else if (wtype == LK_Q4_1) {
     f[0] = mm_Q4_1_08, f[1] = mm_Q4_1_04, f[2] = mm_Q4_1_02, f[3] = mm_Q4_1_01;
     fn[0] = NULL, fn[1] = mm_Q4_1_14, fn[2] = mm_Q4_1_12, fn[3] = mm_Q4_1_11;
+    fr[0] = mm_rec_Q4_1_8, fr[1] = mm_rec_Q4_1_4, fr[2] = mm_rec_Q4_1_2, fr[3] = mm_rec_Q4_1_1;
     a = amx_Q4_1, pack = pack_Q4_1, pack_nat = pack_nat_Q4_1;
     unpack = unpack_Q4_1;
   } else {
     f[0] = mm_Q8_0_08, f[1] = mm_Q8_0_04, f[2] = mm_Q8_0_02, f[3] = mm_Q8_0_01;
     fn[0] = NULL, fn[1] = mm_Q8_0_14, fn[2] = mm_Q8_0_12, fn[3] = mm_Q8_0_11;
+    fr[0] = mm_rec_Q8_0_8, fr[1] = mm_rec_Q8_0_4, fr[2] = mm_rec_Q8_0_2, fr[3] = mm_rec_Q8_0_1;
     a = amx_Q8_0, pack = pack_Q8_0, pack_nat = pack_nat_Q8_0;
     unpack = unpack_Q8_0;
   }
   const int bs = wbytes(wtype), xbs = xbytes(wtype), xoff = xqs_off(wtype);
   const int64_t nb = ncols / QK, rb = nb * bs, prb = pre_record(wtype);
-  if (!amx || r0 % 16 != 0) pre = NULL;
+  if (r0 % 16 != 0) pre = NULL;
   _Alignas(64) __m512i pk[KC * 8];    // (block, 8) transposed tile
   _Alignas(64) float dws[KC * 16];    // (block, row) weight scales of the tile
   _Alignas(64) float cws[KC * 16];    // (block, row) Q4_1 mins of the tile
@@ -384,6 +438,14 @@ LK_AVX512 static void mm_q32(int wtype, int amx, float *Y, int64_t ldy, const vo
           }
           if (t == tt) continue;
         }
+        if (!tiles && rec) {  // VNNI token groups over the records in place
+          for (int g; t < tt; t += 8 >> g) {
+            const int left = tt - t;
+            g = left >= 8 ? 0 : left >= 4 ? 1 : left >= 2 ? 2 : 3;
+            fr[g](rec, xr + t, dx + t * nkb, c + t * nkb, nkb, nkb, y + t * ldy, ldy, nr, kb0 == 0);
+          }
+          continue;
+        }
         if (tiles && rec) unpack(rec, nkb, pk, dws, cws);
         else (tiles ? pack_nat : pack)(w, nkb, pk, dws, cws, pf, pfend);
         while (t < tt) {
@@ -405,9 +467,9 @@ LK_AVX512 static void mm_q32(int wtype, int amx, float *Y, int64_t ldy, const vo
   }
 }
 
-LK_AVX512 void lk_mm_q32_avx512(int wtype, float *Y, int64_t ldy, const void *W, const void *Xq, int64_t xstride,
-                                int64_t ntok, int64_t ncols, int64_t r0, int64_t r1) {
-  mm_q32(wtype, 0, Y, ldy, W, NULL, Xq, xstride, ntok, ncols, r0, r1);
+LK_AVX512 void lk_mm_q32_avx512(int wtype, float *Y, int64_t ldy, const void *W, const void *pre, const void *Xq,
+                                int64_t xstride, int64_t ntok, int64_t ncols, int64_t r0, int64_t r1) {
+  mm_q32(wtype, 0, Y, ldy, W, pre, Xq, xstride, ntok, ncols, r0, r1);
 }
 
 LK_AVX512 void lk_mm_q32_amx(int wtype, float *Y, int64_t ldy, const void *W, const void *pre, const void *Xq,
@@ -415,7 +477,7 @@ LK_AVX512 void lk_mm_q32_amx(int wtype, float *Y, int64_t ldy, const void *W, co
   mm_q32(wtype, 1, Y, ldy, W, pre, Xq, xstride, ntok, ncols, r0, r1);
 }
 
-/// The LoRA shrink of NT (1..4) activation rows (Q8_0) over A prepacked as lk_amx_prepack lays
+/// The LoRA shrink of NT (1..4) activation rows (Q8_0) over A prepacked as lk_prepack lays
 /// out a Q8_0 matrix (rank rows, the last tile padded with copies of the last row): per tile and
 /// block, the record's 8 natural-order vectors loaded once, then for each row 8 vpdpbusd with 4
 /// activation bytes broadcast each and block_step. The tile's lanes and scales are in the VNNI
@@ -462,7 +524,7 @@ LK_AVX512 void lk_lora_shrink_q8_packed_avx512(float *t, int64_t ldt, const void
 
 /// Each 16-row tile packed by pack_nat, its nibbles two to a byte again, its scales back to the
 /// halves they came from.
-LK_AVX512 void lk_amx_prepack(int wtype, const void *W, int64_t rows, int64_t cols, void *out) {
+LK_AVX512 void lk_prepack(int wtype, const void *W, int64_t rows, int64_t cols, void *out) {
   const int bs = wbytes(wtype);
   const int64_t nb = cols / QK, rb = nb * bs, prb = pre_record(wtype);
   const pack_fn pack = wtype == LK_Q4_0 ? pack_nat_Q4_0 : wtype == LK_Q4_1 ? pack_nat_Q4_1 : pack_nat_Q8_0;

@@ -188,19 +188,19 @@ void lk_matmul(int wtype, float *Y, int64_t ldy, const void *W, const void *Xq, 
   lk_matmul_pre(wtype, Y, ldy, W, NULL, Xq, xstride, ntok, ncols, r0, r1);
 }
 
-int64_t lk_amx_prepack_bytes(int wtype, int64_t rows, int64_t cols) {
-  if (lk_isa() < LK_ISA_AMX || (wtype != LK_Q4_0 && wtype != LK_Q4_1 && wtype != LK_Q8_0)) return 0;
+int64_t lk_prepack_bytes(int wtype, int64_t rows, int64_t cols) {
+  if (lk_isa() < LK_ISA_AVX512 || (wtype != LK_Q4_0 && wtype != LK_Q4_1 && wtype != LK_Q8_0)) return 0;
   if (rows <= 0 || rows % 16 != 0 || cols <= 0 || cols % QK != 0) return 0;
 #if LK_X86
-  return rows / 16 * (cols / QK) * lk_amx_record_bytes(wtype);
+  return rows / 16 * (cols / QK) * lk_record_bytes(wtype);
 #else
   return 0;
 #endif
 }
 
-void lk_amx_prepack_rows(int wtype, const void *W, int64_t rows, int64_t cols, void *out) {
+void lk_prepack_rows(int wtype, const void *W, int64_t rows, int64_t cols, void *out) {
 #if LK_X86
-  if (lk_amx_prepack_bytes(wtype, rows, cols) > 0) lk_amx_prepack(wtype, W, rows, cols, out);
+  if (lk_prepack_bytes(wtype, rows, cols) > 0) lk_prepack(wtype, W, rows, cols, out);
 #else
   (void)wtype, (void)W, (void)rows, (void)cols, (void)out;
 #endif
@@ -216,9 +216,9 @@ void lk_matmul_pre(int wtype, float *Y, int64_t ldy, const void *W, const void *
       lk_mm_q32_amx(wtype, Y, ldy, W, pre, Xq, xstride, ntok, ncols, r0, r1);
       return;
     }
-    lk_matmul_avx512(wtype, Y, ldy, W, Xq, xstride, ntok, ncols, r0, r1);
+    lk_matmul_avx512(wtype, Y, ldy, W, NULL, Xq, xstride, ntok, ncols, r0, r1);
     return;
-  case LK_ISA_AVX512: lk_matmul_avx512(wtype, Y, ldy, W, Xq, xstride, ntok, ncols, r0, r1); return;
+  case LK_ISA_AVX512: lk_matmul_avx512(wtype, Y, ldy, W, pre, Xq, xstride, ntok, ncols, r0, r1); return;
   case LK_ISA_AVX2: lk_matmul_avx2(wtype, Y, ldy, W, Xq, xstride, ntok, ncols, r0, r1); return;
 #endif
   default: lk_matmul_scalar(wtype, Y, ldy, W, Xq, xstride, ntok, ncols, r0, r1); return;
@@ -276,11 +276,11 @@ static void mm_rows_by_dot(float (*dot)(const void *, const void *, int64_t), in
       Y[t * ldy + r] = dot((const char *)W + r * rb, (const char *)Xq + t * xstride, ncols);
 }
 
-void lk_matmul_avx512(int wtype, float *Y, int64_t ldy, const void *W, const void *Xq, int64_t xstride,
-                      int64_t ntok, int64_t ncols, int64_t r0, int64_t r1) {
+void lk_matmul_avx512(int wtype, float *Y, int64_t ldy, const void *W, const void *pre, const void *Xq,
+                      int64_t xstride, int64_t ntok, int64_t ncols, int64_t r0, int64_t r1) {
   switch (wtype) {
   case LK_Q4_0: case LK_Q4_1: case LK_Q8_0:
-    lk_mm_q32_avx512(wtype, Y, ldy, W, Xq, xstride, ntok, ncols, r0, r1);
+    lk_mm_q32_avx512(wtype, Y, ldy, W, pre, Xq, xstride, ntok, ncols, r0, r1);
     return;
   case LK_F32: case LK_F16: case LK_BF16:
     lk_mm_f_avx512(wtype, Y, ldy, W, (const float *)Xq, xstride, ntok, ncols, r0, r1);

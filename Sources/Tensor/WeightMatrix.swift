@@ -3,7 +3,7 @@ import Foundation
 
 /// A weight matrix of `rows × cols` in its on-disk (possibly 4-bit) layout, read in place:
 /// row r starts at `data + r * rowBytes`. Never dequantized as a whole except into a caller's
-/// scratch buffer for batched products; copied only into the AMX layout (`pre`), as 4-bit as the
+/// scratch buffer for batched products; copied only into the prepacked tile layout (`pre`), as 4-bit as the
 /// file where the file is.
 public struct WeightMatrix: @unchecked Sendable {  // points into a read-only mapping that outlives it
   public let type: GGMLType
@@ -11,8 +11,8 @@ public struct WeightMatrix: @unchecked Sendable {  // points into a read-only ma
   public let cols: Int
   public let data: UnsafeRawPointer
   public let rowBytes: Int
-  /// The same rows prepacked for the AMX tile multiplies (`lk_amx_prepack_rows`), or nil: the
-  /// batched products read it instead of transposing 16 rows of `data` at every call. Owned by
+  /// The same rows prepacked in 16-row tiles (`lk_prepack_rows`), or nil: the batched
+  /// products (AVX-512 VNNI and AMX) read it instead of transposing 16 rows of `data` at every call. Owned by
   /// a `PrepackedWeights` that outlives this matrix.
   public private(set) var pre: UnsafeRawPointer?
 
@@ -25,8 +25,8 @@ public struct WeightMatrix: @unchecked Sendable {  // points into a read-only ma
     self.rowBytes = type.rowBytes(cols)!
   }
 
-  /// Bytes of this matrix prepacked for AMX; 0 when the CPU or the matrix cannot use it.
-  public var prepackBytes: Int { Int(lk_amx_prepack_bytes(type.code, Int64(rows), Int64(cols))) }
+  /// Bytes of this matrix prepacked; 0 when the CPU or the matrix cannot use it.
+  public var prepackBytes: Int { Int(lk_prepack_bytes(type.code, Int64(rows), Int64(cols))) }
 
   /// This matrix reading its prepacked copy at `pre` (written by `PrepackedWeights`).
   func withPrepacked(_ pre: UnsafeRawPointer) -> WeightMatrix {
@@ -44,9 +44,9 @@ public struct WeightMatrix: @unchecked Sendable {  // points into a read-only ma
   }
 }
 
-/// One allocation holding the AMX-prepacked copies of a model's matrices (see
+/// One allocation holding the prepacked copies of a model's matrices (see
 /// `WeightMatrix.pre`): ~the size of the 4-bit weights again, in exchange for batched products
-/// that skip their per-call transposes. Empty where the CPU has no AMX. `LK_PREPACK=0` in the
+/// that skip their per-call transposes. Empty where the CPU has no AVX-512. `LK_PREPACK=0` in the
 /// environment turns it off (for side-by-side runs).
 public final class PrepackedWeights: @unchecked Sendable {  // written once in init, read-only after
   public let bytes: Int
@@ -65,7 +65,7 @@ public final class PrepackedWeights: @unchecked Sendable {  // written once in i
     self.base = base
     var at = 0
     for (i, m) in matrices.enumerated() where sizes[i] > 0 {
-      lk_amx_prepack_rows(m.type.code, m.data, Int64(m.rows), Int64(m.cols), base + at)
+      lk_prepack_rows(m.type.code, m.data, Int64(m.rows), Int64(m.cols), base + at)
       apply(i, m.withPrepacked(UnsafeRawPointer(base + at)))
       at += sizes[i]
     }

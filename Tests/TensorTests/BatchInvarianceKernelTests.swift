@@ -126,24 +126,24 @@ extension KernelISATests {
     }
   }
 
-  /// The AMX products reading a prepacked copy give exactly lk_matvec's results: whole and
-  /// partial 16-token groups, a tail of 2 tokens too few for tiles (18), chunks past
-  /// AMX_FUSED_MAX that pack each tile once (70: four groups of 16 and one of 6), rows of more
-  /// than one column chunk (72 blocks), row ranges that start on a tile (the copy is read) or not
-  /// (W is read); on the other ISA levels the copy is ignored. Where the CPU has no AMX there is
-  /// no copy to test.
+  /// The products reading a prepacked copy give exactly lk_matvec's results: AVX-512 VNNI token
+  /// groups of 8, 4, 2 and 1 over the records in place; AMX whole and partial 16-token groups, a
+  /// tail of 2 tokens too few for tiles (18), chunks past AMX_FUSED_MAX that pack each tile once
+  /// (70: four groups of 16 and one of 6); rows of more than one column chunk (72 blocks), row
+  /// ranges that start on a tile (the copy is read) or not (W is read); on AVX2 and scalar the
+  /// copy is ignored. Where the CPU has no AVX-512 there is no copy to test.
   @Test(arguments: [KType.q4_1, .q8_0, .q4_0], [576, 2304])
   func prepackedMatmulEqualsMatvecBitForBit(_ type: KType, cols: Int) {
     let p = Problem(type, rows: 160, cols: cols, ntok: 70, seed: 0xF8 + UInt64(type.code) + UInt64(cols))
-    let bytes = Int(lk_amx_prepack_bytes(type.code, Int64(p.rows), Int64(p.cols)))
-    guard lk_cpu_isa() >= Int32(LK_ISA_AMX) else {
+    let bytes = Int(lk_prepack_bytes(type.code, Int64(p.rows), Int64(p.cols)))
+    guard lk_cpu_isa() >= Int32(LK_ISA_AVX512) else {
       #expect(bytes == 0)
       return
     }
     #expect(bytes == p.rows / 16 * p.cols / 32 * (type.code == KType.q8_0.code ? 576 : 320))
     let pre = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
     defer { pre.deallocate() }
-    p.w.withUnsafeBytes { lk_amx_prepack_rows(type.code, $0.baseAddress!, Int64(p.rows), Int64(p.cols), pre) }
+    p.w.withUnsafeBytes { lk_prepack_rows(type.code, $0.baseAddress!, Int64(p.rows), Int64(p.cols), pre) }
     forEachISA { isa in
       let alone = (0..<p.ntok).map { Self.matvec(p, token: $0) }
       for n in [4, 6, 8, 9, 11, 16, 18, 21, 40, 70] {  // AMX: 8 token lanes up to 8 tokens, 16 above

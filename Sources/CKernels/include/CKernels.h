@@ -77,18 +77,18 @@ void lk_matvec(int wtype, float *y, const void *W, const void *xq, int64_t ncols
 /// of lk_matmul_mt): a sequence decoded in a batch gets exactly the logits it gets alone.
 void lk_matmul(int wtype, float *Y, int64_t ldy, const void *W, const void *Xq, int64_t xstride,
                int64_t ntok, int64_t ncols, int64_t r0, int64_t r1);
-/// lk_matmul with W also prepacked (pre from lk_amx_prepack_rows, or NULL): the AMX tile
-/// multiplies read pre's one stream instead of transposing 16 rows of W at every call; the
-/// results are the same to the bit. pre is used while the ISA level is amx and r0 is a multiple
-/// of 16; otherwise, and for everything else, W is read.
+/// lk_matmul with W also prepacked (pre from lk_prepack_rows, or NULL): the AVX-512 VNNI and
+/// AMX products read pre's one stream instead of transposing 16 rows of W at every call; the
+/// results are the same to the bit. pre is used while the ISA level is avx512 or amx and r0 is a
+/// multiple of 16; otherwise, and for everything else, W is read.
 void lk_matmul_pre(int wtype, float *Y, int64_t ldy, const void *W, const void *pre, const void *Xq,
                    int64_t xstride, int64_t ntok, int64_t ncols, int64_t r0, int64_t r1);
 /// Bytes of a rows x cols matrix of Q4_0, Q4_1 or Q8_0 prepacked for lk_matmul_pre: W's own size
-/// for Q4 (1.06x for Q8_0); 0 when there is nothing to gain (this CPU has no AMX, another type,
+/// for Q4 (1.06x for Q8_0); 0 when there is nothing to gain (this CPU has no AVX-512, another type,
 /// rows not a multiple of 16).
-int64_t lk_amx_prepack_bytes(int wtype, int64_t rows, int64_t cols);
-/// Writes W prepacked into out (lk_amx_prepack_bytes of it, 64-byte aligned); nothing if that is 0.
-void lk_amx_prepack_rows(int wtype, const void *W, int64_t rows, int64_t cols, void *out);
+int64_t lk_prepack_bytes(int wtype, int64_t rows, int64_t cols);
+/// Writes W prepacked into out (lk_prepack_bytes of it, 64-byte aligned); nothing if that is 0.
+void lk_prepack_rows(int wtype, const void *W, int64_t rows, int64_t cols, void *out);
 
 // ---- thread pool -------------------------------------------------------------------------
 /// A fixed set of compute threads that spin briefly between jobs and then sleep; the caller

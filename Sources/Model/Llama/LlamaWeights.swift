@@ -35,7 +35,7 @@ public struct LlamaWeights: @unchecked Sendable {  // points into the read-only 
   public let outputNorm: UnsafePointer<Float>  // (dim)
   public let output: WeightMatrix  // (vocab, dim): output.weight, or token_embd when tied
   public let tiedOutput: Bool
-  /// The AMX-prepacked copies of the layers' matrices and the output head (empty without AMX).
+  /// The prepacked copies of the layers' matrices and the output head (empty without AVX-512).
   public let prepacked: PrepackedWeights
 
   public init(gguf f: GGUFFile, config c: LlamaConfig) throws {

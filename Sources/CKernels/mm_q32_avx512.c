@@ -114,92 +114,62 @@ UNPACK_INST(Q4_0)
 UNPACK_INST(Q4_1)
 UNPACK_INST(Q8_0)
 
-/// The packed tile · NT tokens: acc[t] = the chunk's results of token t (rows in lanes).
+/// Vector k (0..7) of a prepacked record in the natural order: Q8_0 as stored, Q4 the low
+/// (k < 4) or high nibbles of record vector k % 4.
+LK_AVX512 LK_INLINE __m512i record_vec(int wtype, const uint8_t *r, int k) {
+  if (wtype == LK_Q8_0) return _mm512_load_si512((const __m512i *)r + k);
+  const __m512i v = _mm512_load_si512((const __m512i *)r + (k & 3));
+  return _mm512_and_si512(k < 4 ? v : _mm512_srli_epi16(v, 4), _mm512_set1_epi8(0x0F));
+}
+
+/// The tile · NT tokens: acc[t] = the chunk's results of token t (rows in lanes).
 /// xr[t]: token t's activation row at the chunk; dx / c: its coefficients, ldc apart per token.
-/// natural: the tile packed in the AMX order (vector k pairs with activation bytes 4k..4k+3).
-LK_AVX512 LK_INLINE void mm_tile(int wtype, int natural, int NT, const __m512i *pk, const float *dws, const float *cws,
-                                 const uint8_t *const *xr, const float *dx, const xcorr *c, int ldc, int nkb,
-                                 __m512 *acc) {
-  const int xbs = xbytes(wtype), xoff = xqs_off(wtype);
+/// order: 0 the tile packed in pk / dws / cws in the VNNI order; 1 packed in the AMX order (vector
+/// k pairs with activation bytes 4k..4k+3); 2 read in place from its prepacked records (rec: the
+/// chunk's first), which hold the AMX order and the scales as halves: the same integers and float
+/// steps, so the same results to the bit, without the transposed copy.
+LK_AVX512 LK_INLINE void mm_tile(int wtype, int order, int NT, const __m512i *pk, const float *dws, const float *cws,
+                                 const uint8_t *rec, const uint8_t *const *xr, const float *dx, const xcorr *c, int ldc,
+                                 int nkb, __m512 *acc) {
+  const int xbs = xbytes(wtype), xoff = xqs_off(wtype), qb = wtype == LK_Q8_0 ? 512 : 256;
+  const int64_t rb = pre_record(wtype);
   for (int t = 0; t < NT; t++) acc[t] = _mm512_setzero_ps();
-  for (int b = 0; b < nkb; b++) {
+  for (int b = 0; b < nkb; b++, rec += order == 2 ? rb : 0) {
+    if (order == 2) prefetch_record(rec, rb);
     __m512i id[NT];
     for (int t = 0; t < NT; t++) id[t] = _mm512_setzero_si512();
     for (int k = 0; k < 8; k++) {
-      __m512i v = _mm512_load_si512(pk + 8 * b + k);
-      const int xo = natural ? 4 * k : xpair_off(k);
+      __m512i v = order == 2 ? record_vec(wtype, rec, k) : _mm512_load_si512(pk + 8 * b + k);
+      const int xo = order ? 4 * k : xpair_off(k);
       for (int t = 0; t < NT; t++) id[t] = _mm512_dpbusd_epi32(id[t], v, bcast4(xr[t] + b * xbs + xoff + xo));
     }
-    __m512 dw = _mm512_load_ps(dws + 16 * b), cw = wtype == LK_Q4_1 ? _mm512_load_ps(cws + 16 * b) : dw;
+    __m512 dw, cw;
+    if (order == 2) {
+      dw = _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)(rec + qb)));
+      cw = wtype == LK_Q4_1 ? _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)(rec + qb + 32))) : dw;
+    } else {
+      dw = _mm512_load_ps(dws + 16 * b), cw = wtype == LK_Q4_1 ? _mm512_load_ps(cws + 16 * b) : dw;
+    }
     for (int t = 0; t < NT; t++) acc[t] = block_step(wtype, acc[t], id[t], dw, cw, dx + t * ldc + b, c + t * ldc + b);
   }
 }
 
-#define MM_INST(T, NAT, NT)                                                                                    \
-  static LK_AVX512 __attribute__((noinline)) void mm_##T##_##NAT##NT(                                          \
-      const __m512i *pk, const float *dws, const float *cws, const uint8_t *const *xr, const float *dx,        \
-      const xcorr *c, int ldc, int nkb, float *Y, int64_t ldy, int nr, int first) {                            \
+#define MM_INST(T, ORD, NT)                                                                                    \
+  static LK_AVX512 __attribute__((noinline)) void mm_##T##_##ORD##NT(                                          \
+      const __m512i *pk, const float *dws, const float *cws, const uint8_t *rec, const uint8_t *const *xr,     \
+      const float *dx, const xcorr *c, int ldc, int nkb, float *Y, int64_t ldy, int nr, int first) {           \
     __m512 acc[NT];                                                                                            \
-    mm_tile(LK_##T, NAT, NT, pk, dws, cws, xr, dx, c, ldc, nkb, acc);                                          \
+    mm_tile(LK_##T, ORD, NT, pk, dws, cws, rec, xr, dx, c, ldc, nkb, acc);                                     \
     for (int t = 0; t < NT; t++) store16(Y + t * ldy, acc[t], nr, first);                                      \
   }
 // mm_T_0NT: VNNI order, NT tokens; mm_T_1NT: the AMX order (the 1-5 tokens a chunk has left after
-// its tile groups)
+// its tile groups); mm_T_2NT: the prepacked records in place (no AMX)
 #define MM_INST_T(T)                                                                                           \
   MM_INST(T, 0, 8) MM_INST(T, 0, 4) MM_INST(T, 0, 2) MM_INST(T, 0, 1) MM_INST(T, 1, 4) MM_INST(T, 1, 2)         \
-  MM_INST(T, 1, 1)
+  MM_INST(T, 1, 1) MM_INST(T, 2, 8) MM_INST(T, 2, 4) MM_INST(T, 2, 2) MM_INST(T, 2, 1)
 MM_INST_T(Q4_0)
 MM_INST_T(Q4_1)
 MM_INST_T(Q8_0)
-
-/// The prepacked tile (rec: its record of the chunk's first block) · NT tokens, the records read
-/// in place: per block, the natural-order vectors (Q4: each nibble half split off its record
-/// vector as it is used) and the scales' halves, then the same vpdpbusd and float steps as
-/// mm_tile, so the same results to the bit, without the tile's transposed copy.
-LK_AVX512 LK_INLINE void mm_rec_tile(int wtype, int NT, const uint8_t *rec, const uint8_t *const *xr, const float *dx,
-                                     const xcorr *c, int ldc, int nkb, __m512 *acc) {
-  const int xbs = xbytes(wtype), xoff = xqs_off(wtype), qb = wtype == LK_Q8_0 ? 512 : 256;
-  const int64_t rb = pre_record(wtype);
-  const __m512i m4 = _mm512_set1_epi8(0x0F);
-  for (int t = 0; t < NT; t++) acc[t] = _mm512_setzero_ps();
-  for (int b = 0; b < nkb; b++, rec += rb) {
-    prefetch_record(rec, rb);
-    __m512i id[NT];
-    for (int t = 0; t < NT; t++) id[t] = _mm512_setzero_si512();
-    if (wtype == LK_Q8_0) {
-      for (int k = 0; k < 8; k++) {
-        const __m512i v = _mm512_load_si512((const __m512i *)rec + k);
-        for (int t = 0; t < NT; t++) id[t] = _mm512_dpbusd_epi32(id[t], v, bcast4(xr[t] + b * xbs + xoff + 4 * k));
-      }
-    } else {
-      for (int g = 0; g < 4; g++) {
-        const __m512i v = _mm512_load_si512((const __m512i *)rec + g);
-        const __m512i lo = _mm512_and_si512(v, m4), hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
-        for (int t = 0; t < NT; t++) {
-          const uint8_t *x = xr[t] + b * xbs + xoff + 4 * g;
-          id[t] = _mm512_dpbusd_epi32(id[t], lo, bcast4(x));
-          id[t] = _mm512_dpbusd_epi32(id[t], hi, bcast4(x + 16));
-        }
-      }
-    }
-    const __m512 dw = _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)(rec + qb)));
-    const __m512 cw = wtype == LK_Q4_1 ? _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)(rec + qb + 32))) : dw;
-    for (int t = 0; t < NT; t++) acc[t] = block_step(wtype, acc[t], id[t], dw, cw, dx + t * ldc + b, c + t * ldc + b);
-  }
-}
-
-#define MM_REC_INST(T, NT)                                                                                     \
-  static LK_AVX512 __attribute__((noinline)) void mm_rec_##T##_##NT(                                           \
-      const uint8_t *rec, const uint8_t *const *xr, const float *dx, const xcorr *c, int ldc, int nkb, float *Y, \
-      int64_t ldy, int nr, int first) {                                                                        \
-    __m512 acc[NT];                                                                                            \
-    mm_rec_tile(LK_##T, NT, rec, xr, dx, c, ldc, nkb, acc);                                                    \
-    for (int t = 0; t < NT; t++) store16(Y + t * ldy, acc[t], nr, first);                                      \
-  }
-#define MM_REC_INST_T(T) MM_REC_INST(T, 8) MM_REC_INST(T, 4) MM_REC_INST(T, 2) MM_REC_INST(T, 1)
-MM_REC_INST_T(Q4_0)
-MM_REC_INST_T(Q4_1)
-MM_REC_INST_T(Q8_0)
 
 // ---- AMX ------------------------------------------------------------------------------------
 // One 32-element block of a 16-row tile for nt <= 16 tokens is one tile multiply: A = the nt
@@ -347,11 +317,9 @@ typedef void (*amx_fn)(const __m512i *, const float *, const float *, const uint
                        const uint8_t *, int64_t, const float *, const xcorr *, int, float *, int64_t, int, int, int,
                        const uint8_t *, const uint8_t *);
 typedef void (*unpack_fn)(const uint8_t *, int, __m512i *, float *, float *);
-typedef void (*mm_tile_fn)(const __m512i *, const float *, const float *, const uint8_t *const *, const float *,
-                           const xcorr *, int, int, float *, int64_t, int, int);
+typedef void (*mm_tile_fn)(const __m512i *, const float *, const float *, const uint8_t *, const uint8_t *const *,
+                           const float *, const xcorr *, int, int, float *, int64_t, int, int);
 typedef void (*pack_fn)(const uint8_t *const[16], int, __m512i *, float *, float *, const uint8_t *, const uint8_t *);
-typedef void (*mm_rec_fn)(const uint8_t *, const uint8_t *const *, const float *, const xcorr *, int, int, float *,
-                          int64_t, int, int);
 
 /// amx, for a chunk of at least AMX_MIN_TOKENS tokens: token groups of 16, then the rest, as tile
 /// multiplies (amx_tile, tiles shaped to the group); a chunk of at most AMX_FUSED_MAX tokens
@@ -365,27 +333,26 @@ LK_AVX512 static void mm_q32(int wtype, int amx, float *Y, int64_t ldy, const vo
     lk_mv_q32_avx512(wtype, Y + r0, W, Xq, ncols, r0, r1);
     return;
   }
-  mm_tile_fn f[4], fn[4];  // 8, 4, 2, 1 tokens: VNNI order; AMX order (no 8)
-  mm_rec_fn fr[4];         // 8, 4, 2, 1 tokens over the prepacked records
+  mm_tile_fn f[4], fn[4], fr[4];  // 8, 4, 2, 1 tokens: VNNI order; AMX order (no 8); the records in place
   amx_fn a;
   pack_fn pack, pack_nat;
   unpack_fn unpack;
   if (wtype == LK_Q4_0) {
     f[0] = mm_Q4_0_08, f[1] = mm_Q4_0_04, f[2] = mm_Q4_0_02, f[3] = mm_Q4_0_01;
     fn[0] = NULL, fn[1] = mm_Q4_0_14, fn[2] = mm_Q4_0_12, fn[3] = mm_Q4_0_11;
-    fr[0] = mm_rec_Q4_0_8, fr[1] = mm_rec_Q4_0_4, fr[2] = mm_rec_Q4_0_2, fr[3] = mm_rec_Q4_0_1;
+    fr[0] = mm_Q4_0_28, fr[1] = mm_Q4_0_24, fr[2] = mm_Q4_0_22, fr[3] = mm_Q4_0_21;
     a = amx_Q4_0, pack = pack_Q4_0, pack_nat = pack_nat_Q4_0;
     unpack = unpack_Q4_0;
   } else if (wtype == LK_Q4_1) {
     f[0] = mm_Q4_1_08, f[1] = mm_Q4_1_04, f[2] = mm_Q4_1_02, f[3] = mm_Q4_1_01;
     fn[0] = NULL, fn[1] = mm_Q4_1_14, fn[2] = mm_Q4_1_12, fn[3] = mm_Q4_1_11;
-    fr[0] = mm_rec_Q4_1_8, fr[1] = mm_rec_Q4_1_4, fr[2] = mm_rec_Q4_1_2, fr[3] = mm_rec_Q4_1_1;
+    fr[0] = mm_Q4_1_28, fr[1] = mm_Q4_1_24, fr[2] = mm_Q4_1_22, fr[3] = mm_Q4_1_21;
     a = amx_Q4_1, pack = pack_Q4_1, pack_nat = pack_nat_Q4_1;
     unpack = unpack_Q4_1;
   } else {
     f[0] = mm_Q8_0_08, f[1] = mm_Q8_0_04, f[2] = mm_Q8_0_02, f[3] = mm_Q8_0_01;
     fn[0] = NULL, fn[1] = mm_Q8_0_14, fn[2] = mm_Q8_0_12, fn[3] = mm_Q8_0_11;
-    fr[0] = mm_rec_Q8_0_8, fr[1] = mm_rec_Q8_0_4, fr[2] = mm_rec_Q8_0_2, fr[3] = mm_rec_Q8_0_1;
+    fr[0] = mm_Q8_0_28, fr[1] = mm_Q8_0_24, fr[2] = mm_Q8_0_22, fr[3] = mm_Q8_0_21;
     a = amx_Q8_0, pack = pack_Q8_0, pack_nat = pack_nat_Q8_0;
     unpack = unpack_Q8_0;
   }
@@ -438,16 +405,9 @@ LK_AVX512 static void mm_q32(int wtype, int amx, float *Y, int64_t ldy, const vo
           }
           if (t == tt) continue;
         }
-        if (!tiles && rec) {  // VNNI token groups over the records in place
-          for (int g; t < tt; t += 8 >> g) {
-            const int left = tt - t;
-            g = left >= 8 ? 0 : left >= 4 ? 1 : left >= 2 ? 2 : 3;
-            fr[g](rec, xr + t, dx + t * nkb, c + t * nkb, nkb, nkb, y + t * ldy, ldy, nr, kb0 == 0);
-          }
-          continue;
-        }
+        const int in_place = !tiles && rec;  // VNNI token groups over the records, no copy
         if (tiles && rec) unpack(rec, nkb, pk, dws, cws);
-        else (tiles ? pack_nat : pack)(w, nkb, pk, dws, cws, pf, pfend);
+        else if (!in_place) (tiles ? pack_nat : pack)(w, nkb, pk, dws, cws, pf, pfend);
         while (t < tt) {
           const int left = tt - t;
           if (tiles && left >= AMX_MIN_TOKENS) {  // groups of 16, then the rest (tiles of its own shape)
@@ -457,8 +417,8 @@ LK_AVX512 static void mm_q32(int wtype, int amx, float *Y, int64_t ldy, const vo
             t += n;
           } else {
             const int g = left >= 8 && !tiles ? 0 : left >= 4 ? 1 : left >= 2 ? 2 : 3;
-            (tiles ? fn : f)[g](pk, dws, cws, xr + t, dx + t * nkb, c + t * nkb, nkb, nkb, y + t * ldy, ldy, nr,
-                                kb0 == 0);
+            (in_place ? fr : tiles ? fn : f)[g](pk, dws, cws, rec, xr + t, dx + t * nkb, c + t * nkb, nkb, nkb,
+                                                y + t * ldy, ldy, nr, kb0 == 0);
             t += 8 >> g;
           }
         }

@@ -39,32 +39,51 @@ enum RealModel {
 }
 
 @Suite(.serialized) struct ReferenceTests {
+  /// llama.cpp's greedy continuations, step by step: our model is fed llama.cpp's tokens (the
+  /// prompt in one prefill, then one token per decode step, as `Generator.generate` does) and at
+  /// every step llama.cpp's choice must be our top token or within `tieBound` of it.
+  ///
+  /// Free-running greedy text is not the check: both sides quantize activations to 8 bits, each
+  /// with its own rounding (each lies ~0.3 logits from exact math, see the numpy tests below), and
+  /// llama.cpp's own top two lie within 0.3 of each other somewhere in the 32 recorded steps of 12
+  /// of the 13 prompts (`min_margin`), so one flipped near-tie changes the rest of the text and
+  /// whether a prompt "agrees" depends on the CPU's rounding. Fed the same tokens, a flip stays a
+  /// flip at one step, and its size is bounded: `logitsMatchLlamaCpp` puts each of our logits
+  /// within 1.0 of llama.cpp's, so at a step where llama.cpp prefers r to a, noise alone may make
+  /// us prefer a by up to 2.0; we ask for 1.0 (seen: at most 0.46). A rope base of 10,000 instead
+  /// of the file's 100,000 fails both conditions (a 2.1 gap; 178 of 199 steps agree).
   @Test func greedyCompletionsAgreeWithLlamaCpp() throws {
     let m = try RealModel.load()
     let fixture = try GreedyFixture.load()
     let ctx = LlamaContext(model: m.model, threads: 2, maxBatch: 64, maxContext: 128)
     let gen = Generator(context: ctx, tokenizer: m.tokenizer)
-    var agree = 0
-    var report: [String] = []
+    let vocab = m.model.config.vocabSize
+    let tieBound = 1.0
+    var steps = 0, same = 0, worst = 0.0
+    var flips: [String] = []
     for c in fixture.cases {
       #expect(
         m.tokenizer.encode(c.prompt, addSpecial: false) == c.promptIDs, "prompt ids of \(c.prompt.debugDescription)")
-      let want = Array(c.ids.prefix(16))
-      let r = try gen.generate(prompt: c.promptIDs, maxTokens: 16, sampling: .greedy)
-      // Our generator stops before an end-of-generation token; llama.cpp's ids include it.
-      let got = r.tokens + (r.finish == .stop && r.tokens.count < want.count ? [want[r.tokens.count]] : [])
-      let same = Array(got.prefix(want.count)) == want
-      if same { agree += 1 } else { report.append("\(c.prompt.debugDescription): \(got) vs \(want)") }
-      let split = zip(got, want).prefix { $0 == $1 }.count
-      if split < want.count {
-        report[report.count - 1] +=
-          " (parts at step \(split); llama.cpp's closest call: gap \(c.minMargin[1]) at step \(Int(c.minMargin[0])))"
+      gen.cache.truncate(to: 0)
+      var logits = gen.prefill(c.promptIDs)
+      for (step, want) in c.ids.prefix(16).enumerated() {
+        let top = Sampler.argmax(logits, vocab)
+        steps += 1
+        if top == want {
+          same += 1
+        } else {
+          let gap = Double(logits[Int(top)] - logits[Int(want)])
+          worst = max(worst, gap)
+          flips.append("\(c.prompt.debugDescription) step \(step): ours \(top), llama.cpp's \(want), gap \(gap)")
+        }
+        if m.tokenizer.isEndOfGeneration(want) { break }
+        logits = gen.prefill([want])
       }
     }
-    // "Most": both sides quantize activations to 8 bits, each with its own rounding (each lies
-    // ~0.3 logits from exact math, see numpy tests below), so a near-tie may flip.
-    #expect(agree * 2 > fixture.cases.count, "\(agree)/\(fixture.cases.count) agree; differing: \(report)")
-    print("greedy agreement with llama.cpp: \(agree)/\(fixture.cases.count) prompts, first 16 tokens")
+    #expect(worst < tieBound, "llama.cpp's token more than \(tieBound) below our top: \(flips)")
+    // Near-ties are a few steps in a hundred (llama.cpp's closest calls above); noise flips some.
+    #expect(same * 10 >= steps * 9, "\(same)/\(steps) steps agree; differing: \(flips)")
+    print("greedy steps agreeing with llama.cpp: \(same)/\(steps); flips \(flips)")
   }
 
   @Test func logitsMatchLlamaCpp() throws {

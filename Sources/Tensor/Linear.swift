@@ -114,7 +114,7 @@ public final class LinearWorkspace: @unchecked Sendable {  // owned by one compu
     }
     if let q = a.q {
       precondition(a.actType == lk_act_type(code), "activations prepared for another weight type")
-      if a.n == 1 {
+      if a.n == 1 && w.pre == nil {  // with prepacked records, lk_matmul_pre (see mm_q32)
         lk_matvec_mt(pool.raw, code, y, w.data, q, Int64(w.cols), Int64(w.rows))
       } else {
         lk_matmul_mt_pre(
@@ -192,7 +192,7 @@ public final class LinearWorkspace: @unchecked Sendable {  // owned by one compu
       let per = ((w.rows + base - 1) / base + 15) & ~15
       let r0 = min(w.rows, per * ith), r1 = min(w.rows, per * (ith + 1))
       if r0 >= r1 { return }
-      if n == 1 {
+      if n == 1 && w.pre == nil {  // as in linear above
         lk_matvec(w.type.code, y + r0, w.data, q, Int64(w.cols), Int64(r0), Int64(r1))
       } else {
         lk_matmul_pre(

@@ -11,8 +11,8 @@ public struct WeightMatrix: @unchecked Sendable {  // points into a read-only ma
   public let cols: Int
   public let data: UnsafeRawPointer
   public let rowBytes: Int
-  /// The same rows prepacked in 16-row tiles (`lk_prepack_rows`), or nil: the batched
-  /// products (AVX-512 VNNI and AMX) read it instead of transposing 16 rows of `data` at every call. Owned by
+  /// The same rows prepacked in 16-row tiles (`lk_prepack_rows`), or nil: the products (AVX-512
+  /// VNNI and AMX, one token or many) read it instead of `data`'s 16 interleaved rows. Owned by
   /// a `PrepackedWeights` that outlives this matrix.
   public private(set) var pre: UnsafeRawPointer?
 

@@ -146,7 +146,7 @@ extension KernelISATests {
     p.w.withUnsafeBytes { lk_prepack_rows(type.code, $0.baseAddress!, Int64(p.rows), Int64(p.cols), pre) }
     forEachISA { isa in
       let alone = (0..<p.ntok).map { Self.matvec(p, token: $0) }
-      for n in [4, 6, 8, 9, 11, 16, 18, 21, 40, 70] {  // AMX: 8 token lanes up to 8 tokens, 16 above
+      for n in [1, 4, 6, 8, 9, 11, 16, 18, 21, 40, 70] {  // AMX: 8 token lanes up to 8 tokens, 16 above
         for rows in [0..<160, 16..<48, 5..<150] {
           var Y = [Float](repeating: .nan, count: n * p.rows)
           p.w.withUnsafeBytes { w in

@@ -76,6 +76,17 @@ public final class GGUFFile: @unchecked Sendable {
 
   deinit { if let base { munmap(base, fileSize) } }
 
+  /// Drops the whole pages of [p, p + count) that lie in this file's mapping from the process:
+  /// they stay in the page cache (reclaimable) and come back on the next read, with the same
+  /// bytes (the mapping is read-only). For tensors whose data is read from a copy instead.
+  public func releasePages(_ p: UnsafeRawPointer, count: Int) {
+    guard let base, count > 0 else { return }
+    let page = sysconf(Int32(_SC_PAGESIZE)), lo = UnsafeRawPointer(base), hi = lo + fileSize
+    guard p >= lo, p + count <= hi else { return }
+    let start = (Int(bitPattern: p) + page - 1) & ~(page - 1), end = Int(bitPattern: p + count) & ~(page - 1)
+    if end > start { madvise(UnsafeMutableRawPointer(bitPattern: start), end - start, MADV_DONTNEED) }
+  }
+
   public func tensor(_ name: String) -> GGUFTensor? { tensorIndex[name].map { tensors[$0] } }
 
   /// The tensor `name`, or an error naming it.

@@ -86,7 +86,12 @@ public struct LlamaWeights: @unchecked Sendable {  // points into the read-only 
           wDown: try matrix(p + "ffn_down.weight", rows: c.dim, cols: c.ffnDim)))
     }
     var all = [head] + ls.flatMap(\.matrices)
-    prepacked = PrepackedWeights(all) { i, m in all[i] = m }
+    // The products read the prepacked copies, so the file's pages of those matrices leave the
+    // process (token_embd's rows come back one page at a time as embedding lookups read them).
+    prepacked = PrepackedWeights(all) { i, m in
+      all[i] = m
+      f.releasePages(m.data, count: m.rows * m.rowBytes)
+    }
     output = all[0]
     layers = ls.indices.map { i in ls[i].with(all[1 + 7 * i..<8 + 7 * i]) }
   }

@@ -78,9 +78,10 @@ void lk_matvec(int wtype, float *y, const void *W, const void *xq, int64_t ncols
 void lk_matmul(int wtype, float *Y, int64_t ldy, const void *W, const void *Xq, int64_t xstride,
                int64_t ntok, int64_t ncols, int64_t r0, int64_t r1);
 /// lk_matmul with W also prepacked (pre from lk_prepack_rows, or NULL): the AVX-512 VNNI and
-/// AMX products read pre's one stream instead of transposing 16 rows of W at every call (and one
-/// token instead of lk_matvec's 16 interleaved row streams); the results are the same to the bit. pre is used while the ISA level is avx512 or amx and r0 is a
-/// multiple of 16; otherwise, and for everything else, W is read.
+/// AMX products read pre's one stream instead of transposing 16 rows of W at every call (one
+/// token: instead of lk_matvec's 16 interleaved row streams); the results are the same to the
+/// bit. pre is used while the ISA level is avx512 or amx and r0 is a multiple of 16; otherwise,
+/// and for everything else, W is read.
 void lk_matmul_pre(int wtype, float *Y, int64_t ldy, const void *W, const void *pre, const void *Xq,
                    int64_t xstride, int64_t ntok, int64_t ncols, int64_t r0, int64_t r1);
 /// Bytes of a rows x cols matrix of Q4_0, Q4_1 or Q8_0 prepacked for lk_matmul_pre: W's own size

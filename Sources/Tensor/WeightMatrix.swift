@@ -3,8 +3,8 @@ import Foundation
 
 /// A weight matrix of `rows × cols` in its on-disk (possibly 4-bit) layout, read in place:
 /// row r starts at `data + r * rowBytes`. Never dequantized as a whole except into a caller's
-/// scratch buffer for batched products; copied only into the prepacked tile layout (`pre`), as 4-bit as the
-/// file where the file is.
+/// scratch buffer for batched products; copied only into the prepacked tile layout (`pre`), as
+/// 4-bit as the file where the file is.
 public struct WeightMatrix: @unchecked Sendable {  // points into a read-only mapping that outlives it
   public let type: GGMLType
   public let rows: Int
@@ -45,8 +45,9 @@ public struct WeightMatrix: @unchecked Sendable {  // points into a read-only ma
 }
 
 /// One allocation holding the prepacked copies of a model's matrices (see
-/// `WeightMatrix.pre`): ~the size of the 4-bit weights again, in exchange for batched products
-/// that skip their per-call transposes. Empty where the CPU has no AVX-512. `LK_PREPACK=0` in the
+/// `WeightMatrix.pre`): ~the size of the 4-bit weights again, in exchange for products that read
+/// one stream instead of 16 interleaved rows (`LlamaWeights` then drops the file's pages of the
+/// copied matrices from the process). Empty where the CPU has no AVX-512. `LK_PREPACK=0` in the
 /// environment turns it off (for side-by-side runs).
 public final class PrepackedWeights: @unchecked Sendable {  // written once in init, read-only after
   public let bytes: Int

@@ -12,13 +12,10 @@ struct GreedyFixture: Decodable {
     var promptIDs: [Int32]
     var ids: [Int32]
     var topLogits: [[Double]]?
-    /// [step, gap]: the step where llama.cpp's top two logits were closest.
-    var minMargin: [Double]
     enum CodingKeys: String, CodingKey {
       case prompt, ids
       case promptIDs = "prompt_ids"
       case topLogits = "top_logits"
-      case minMargin = "min_margin"
     }
   }
   var cases: [Case]
@@ -46,8 +43,8 @@ enum RealModel {
   /// Free-running greedy text is not the check: both sides quantize activations to 8 bits, each
   /// with its own rounding (each lies ~0.3 logits from exact math, see the numpy tests below), and
   /// llama.cpp's own top two lie within 0.3 of each other somewhere in the 32 recorded steps of 12
-  /// of the 13 prompts (`min_margin`), so one flipped near-tie changes the rest of the text and
-  /// whether a prompt "agrees" depends on the CPU's rounding. Fed the same tokens, a flip stays a
+  /// of the 13 prompts (the fixture's `min_margin`), so one flipped near-tie changes the rest of
+  /// the text and whether a prompt "agrees" depends on the CPU's rounding. Fed the same tokens, a flip stays a
   /// flip at one step, and its size is bounded: `logitsMatchLlamaCpp` puts each of our logits
   /// within 1.0 of llama.cpp's, so at a step where llama.cpp prefers r to a, noise alone may make
   /// us prefer a by up to 2.0; we ask for 1.0 (seen: at most 0.46). A rope base of 10,000 instead
